@@ -1,0 +1,88 @@
+using Starling.Xmpp.Sasl;
+
+namespace Starling.Server.Storage;
+
+/// <summary>
+/// Everything the server persists, one interface per kind of data (shared/ARCHITECTURE.md §6).
+/// Modules see only these interfaces, never SQL; SQLite is the embedded default, PostgreSQL comes later
+/// behind the same interfaces. Hosts and usernames passed in are already normalised (RFC 7622).
+/// </summary>
+public interface IStorage : IAsyncDisposable
+{
+    IAccountStore Accounts { get; }
+
+    IRosterStore Roster { get; }
+
+    IPrivateXmlStore PrivateXml { get; }
+
+    IOfflineStore Offline { get; }
+
+    /// <summary>Creates or upgrades the schema to the version this build knows; idempotent.</summary>
+    Task MigrateAsync(CancellationToken cancellationToken = default);
+}
+
+/// <summary>An account: salted SCRAM keys for each supported hash, never the password.</summary>
+public sealed record StoredAccount(string Host, string User, ScramCredential Sha1, ScramCredential Sha256, DateTimeOffset CreatedAt);
+
+public interface IAccountStore
+{
+    Task<StoredAccount?> GetAsync(string host, string user, CancellationToken cancellationToken = default);
+
+    /// <summary>False if the account already exists (nothing is changed then).</summary>
+    Task<bool> CreateAsync(StoredAccount account, CancellationToken cancellationToken = default);
+
+    /// <summary>Creates many accounts in one transaction; returns how many were created (existing ones are skipped).</summary>
+    Task<int> CreateManyAsync(IEnumerable<StoredAccount> accounts, CancellationToken cancellationToken = default);
+
+    /// <summary>False if there is no such account.</summary>
+    Task<bool> SetCredentialsAsync(string host, string user, ScramCredential sha1, ScramCredential sha256, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes the account and all its data (roster, private XML, offline messages). False if there was none.</summary>
+    Task<bool> DeleteAsync(string host, string user, CancellationToken cancellationToken = default);
+
+    /// <summary>Usernames of a host, sorted.</summary>
+    Task<IReadOnlyList<string>> ListAsync(string host, CancellationToken cancellationToken = default);
+}
+
+/// <summary>One roster item (RFC 6121 §2.1.2).</summary>
+public sealed record RosterItem(string Jid, string? Name, string Subscription, bool AskSubscribe, IReadOnlyList<string> Groups);
+
+/// <summary>A user's roster and its version (RFC 6121 §2.6).</summary>
+public sealed record RosterSnapshot(string Version, IReadOnlyList<RosterItem> Items);
+
+public interface IRosterStore
+{
+    Task<RosterSnapshot> GetAsync(string host, string user, CancellationToken cancellationToken = default);
+
+    /// <summary>Adds or replaces an item and bumps the roster version; returns the new version.</summary>
+    Task<string> SetItemAsync(string host, string user, RosterItem item, CancellationToken cancellationToken = default);
+
+    /// <summary>Removes an item and bumps the version; returns the new version, or null if there was no such item.</summary>
+    Task<string?> RemoveItemAsync(string host, string user, string jid, CancellationToken cancellationToken = default);
+}
+
+/// <summary>XEP-0049 private XML storage: one XML fragment per (element name, namespace).</summary>
+public interface IPrivateXmlStore
+{
+    /// <summary>The stored element serialised as XML, or null if nothing is stored.</summary>
+    Task<string?> GetAsync(string host, string user, string name, string ns, CancellationToken cancellationToken = default);
+
+    Task SetAsync(string host, string user, string name, string ns, string xml, CancellationToken cancellationToken = default);
+}
+
+/// <summary>A message stored for a user who was offline (XEP-0160).</summary>
+public sealed record OfflineMessage(long Id, string Xml, DateTimeOffset StoredAt);
+
+public interface IOfflineStore
+{
+    /// <summary>Stores a message unless the user already has <paramref name="quota"/> messages; false when full.</summary>
+    Task<bool> TryStoreAsync(string host, string user, string xml, DateTimeOffset storedAt, int quota, CancellationToken cancellationToken = default);
+
+    /// <summary>All stored messages, oldest first.</summary>
+    Task<IReadOnlyList<OfflineMessage>> LoadAsync(string host, string user, CancellationToken cancellationToken = default);
+
+    /// <summary>Deletes the given messages (after they were delivered).</summary>
+    Task DeleteAsync(string host, string user, IReadOnlyCollection<long> ids, CancellationToken cancellationToken = default);
+
+    Task<int> CountAsync(string host, string user, CancellationToken cancellationToken = default);
+}
