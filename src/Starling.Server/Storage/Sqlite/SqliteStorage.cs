@@ -159,8 +159,9 @@ public sealed class SqliteStorage : IStorage
         _writeGate.Dispose();
         if (_keepAlive is not null)
         {
-            SqliteConnection.ClearPool(_keepAlive);
+            // Close (not just pool) the keep-alive connection so the in-memory database is freed.
             _keepAlive.Dispose();
+            SqliteConnection.ClearPool(_keepAlive);
         }
         else
         {
