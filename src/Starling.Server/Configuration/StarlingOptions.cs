@@ -1,0 +1,121 @@
+namespace Starling.Server.Configuration;
+
+/// <summary>
+/// The whole configuration, bound from the config file (JSON with comments), then environment variables
+/// <c>STARLING_Section__Key</c>, then <c>--Section:Key=value</c> arguments (later sources win).
+/// Every key is documented in config/starling.example.json; <see cref="StarlingOptionsValidator"/> checks it at start.
+/// </summary>
+public sealed class StarlingOptions
+{
+    /// <summary>Folder for the database, certificates and other state. Relative paths are relative to the config file's folder (or the working directory without a file).</summary>
+    public string DataDirectory { get; set; } = "data";
+
+    /// <summary>Virtual hosts served. Default: one host, "localhost".</summary>
+    public List<HostOptions> Hosts { get; set; } = [];
+
+    public C2sOptions C2s { get; set; } = new();
+
+    public StorageOptions Storage { get; set; } = new();
+
+    public LimitOptions Limits { get; set; } = new();
+
+    public ModuleOptions Modules { get; set; } = new();
+
+    public LogOptions Log { get; set; } = new();
+}
+
+public sealed class HostOptions
+{
+    /// <summary>Domain name of the host (RFC 7622 domainpart).</summary>
+    public string Name { get; set; } = "";
+
+    /// <summary>PEM certificate file; empty: data/certs/NAME.crt, generated self-signed on first start.</summary>
+    public string? Certificate { get; set; }
+
+    /// <summary>PEM private key file; empty: data/certs/NAME.key.</summary>
+    public string? Key { get; set; }
+
+    /// <summary>Require TLS before authentication (RFC 6120 §5.3.1). True by default; false allows plaintext streams, as in the lab's capture.</summary>
+    public bool RequireEncryption { get; set; } = true;
+
+    /// <summary>Allow SASL PLAIN on a stream without TLS (only meaningful when RequireEncryption is false).</summary>
+    public bool AllowPlainWithoutTls { get; set; }
+}
+
+public sealed class C2sOptions
+{
+    /// <summary>Client-to-server port (RFC 6120 §14.7: 5222).</summary>
+    public int Port { get; set; } = 5222;
+
+    /// <summary>Addresses to listen on ("::" and "0.0.0.0" mean all interfaces).</summary>
+    public List<string> Addresses { get; set; } = [];
+
+    /// <summary>What to do when a client binds a resource that is already bound: "replace" (the old session is closed with a conflict stream error, as Prosody and ejabberd do by default) or "reject" (the new bind fails with conflict).</summary>
+    public string ResourceConflict { get; set; } = "replace";
+
+    /// <summary>Seconds a connection may take to authenticate and bind before it is closed.</summary>
+    public int NegotiationTimeoutSeconds { get; set; } = 60;
+
+    /// <summary>Seconds without any byte from the client before the server pings it; twice this closes the stream with connection-timeout.</summary>
+    public int IdleTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>Seconds of outbound silence after which a whitespace keepalive is sent (RFC 6120 §4.6.1).</summary>
+    public int KeepaliveSeconds { get; set; } = 60;
+
+    /// <summary>Offer SCRAM-*-PLUS over TLS with tls-server-end-point channel binding (RFC 5929, XEP-0440).</summary>
+    public bool ChannelBinding { get; set; } = true;
+
+    /// <summary>Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5 suggests 2–5).</summary>
+    public int MaxAuthFailures { get; set; } = 3;
+}
+
+public sealed class StorageOptions
+{
+    /// <summary>"sqlite" (embedded, default).</summary>
+    public string Provider { get; set; } = "sqlite";
+
+    /// <summary>SQLite database file; relative paths are relative to DataDirectory.</summary>
+    public string SqlitePath { get; set; } = "starling.db";
+}
+
+public sealed class LimitOptions
+{
+    /// <summary>Largest stanza accepted, in bytes (larger: policy-violation stream error).</summary>
+    public int MaxStanzaBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Deepest element nesting accepted in a stanza.</summary>
+    public int MaxDepth { get; set; } = 64;
+
+    /// <summary>Most attributes accepted on one element.</summary>
+    public int MaxAttributes { get; set; } = 64;
+
+    /// <summary>Stanzas queued for a client that reads too slowly before it is disconnected (queued messages are then re-routed, not lost).</summary>
+    public int MaxOutboundQueue { get; set; } = 10_000;
+
+    /// <summary>Offline messages kept per user (XEP-0160); past it senders get a service-unavailable error.</summary>
+    public int OfflineQuota { get; set; } = 1_000;
+
+    /// <summary>Resources one account may bind at once.</summary>
+    public int MaxResourcesPerUser { get; set; } = 64;
+}
+
+public sealed class ModuleOptions
+{
+    /// <summary>Modules to turn off by name (e.g. "version", "offline"); all are on by default.</summary>
+    public List<string> Disabled { get; set; } = [];
+
+    /// <summary>XEP-0092: reveal the operating system in software version answers.</summary>
+    public bool VersionShowOs { get; set; }
+}
+
+public sealed class LogOptions
+{
+    /// <summary>Minimum level: Trace, Debug, Information, Warning, Error.</summary>
+    public string Level { get; set; } = "Information";
+
+    /// <summary>"text" (one line per event) or "json" (one JSON object per line, for log collectors).</summary>
+    public string Format { get; set; } = "text";
+
+    /// <summary>Log every XML element sent and received (at Information level), with SASL payloads and passwords redacted.</summary>
+    public bool Xml { get; set; }
+}

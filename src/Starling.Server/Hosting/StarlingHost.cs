@@ -1,0 +1,109 @@
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Starling.Server.Configuration;
+using Starling.Server.Storage.Sqlite;
+using Starling.Server.Tls;
+
+namespace Starling.Server.Hosting;
+
+/// <summary>Thrown when a listener cannot be opened; the message says which port and what to do.</summary>
+public sealed class ListenException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>
+/// A running Starling: Kestrel (empty builder, no HTTP pipeline yet) listening with the c2s connection handler,
+/// plus the <see cref="XmppServer"/> behind it. Used by `starling start` and by the functional tests.
+/// </summary>
+public sealed class StarlingHost : IAsyncDisposable
+{
+    private readonly WebApplication _app;
+    private readonly List<ListenOptions> _c2sListeners;
+
+    private StarlingHost(WebApplication app, XmppServer server, List<ListenOptions> c2s)
+    {
+        _app = app;
+        Server = server;
+        _c2sListeners = c2s;
+    }
+
+    public XmppServer Server { get; }
+
+    /// <summary>The bound c2s endpoints (with the real port when 0 was configured).</summary>
+    public IReadOnlyList<IPEndPoint> C2sEndPoints => _c2sListeners.Select(l => l.IPEndPoint!).ToList();
+
+    /// <summary>Builds and starts the server; throws <see cref="ListenException"/> or <see cref="ConfigurationException"/> with a clear message.</summary>
+    public static async Task<StarlingHost> StartAsync(LoadedConfiguration config, Action<ILoggingBuilder>? configureLogging = null, Action<string>? report = null)
+    {
+        Directory.CreateDirectory(config.DataDirectory);
+        var certificates = CertificateManager.Load(config, report);
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = config.DataDirectory });
+        builder.Logging.ClearProviders();
+        var level = Enum.Parse<LogLevel>(config.Options.Log.Level, ignoreCase: true);
+        builder.Logging.SetMinimumLevel(level);
+        builder.Logging.AddFilter("Microsoft", level > LogLevel.Warning ? level : LogLevel.Warning);
+        if (configureLogging is not null) configureLogging(builder.Logging);
+        else if (config.Options.Log.Format == "json") builder.Logging.AddJsonConsole(o => o.TimestampFormat = "O");
+        else builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "yyyy-MM-dd HH:mm:ss.fff ";
+        });
+
+        var loggerFactory = builder.Services.BuildServiceProvider().GetRequiredService<ILoggerFactory>();
+        var storage = new SqliteStorage(config.DatabasePath, loggerFactory.CreateLogger<SqliteStorage>());
+        var server = await XmppServer.CreateAsync(config, storage, certificates, loggerFactory);
+
+        var c2s = new List<ListenOptions>();
+        builder.Services.AddSingleton(server);
+        builder.WebHost.UseKestrelCore();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            var port = config.Options.C2s.Port;
+            if (config.Options.C2s.Addresses.Count == 0)
+            {
+                kestrel.ListenAnyIP(port, l => { l.UseConnectionHandler<C2sConnectionHandler>(); c2s.Add(l); });
+            }
+            else
+            {
+                foreach (var a in config.Options.C2s.Addresses)
+                    kestrel.Listen(IPAddress.Parse(a), port, l => { l.UseConnectionHandler<C2sConnectionHandler>(); c2s.Add(l); });
+            }
+        });
+        var app = builder.Build();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch (Exception ex) when (ex is IOException or AddressInUseException or System.Net.Sockets.SocketException)
+        {
+            await server.DisposeAsync();
+            await app.DisposeAsync();
+            var port = config.Options.C2s.Port;
+            var why = ex.InnerException is AddressInUseException || ex is AddressInUseException || ex.Message.Contains("in use", StringComparison.OrdinalIgnoreCase)
+                ? $"port {port} is already in use (another XMPP server running?); stop it or set C2s:Port"
+                : $"cannot listen on port {port}: {ex.Message}";
+            throw new ListenException(why, ex);
+        }
+        return new StarlingHost(app, server, c2s);
+    }
+
+    /// <summary>Waits until Ctrl+C / SIGTERM.</summary>
+    public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        Server.Shutdown();
+        await Task.Delay(100);
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
+        {
+            await _app.StopAsync(cts.Token);
+        }
+        await _app.DisposeAsync();
+        await Server.DisposeAsync();
+    }
+}

@@ -1,0 +1,136 @@
+using System.Globalization;
+using Starling.Server.Sessions;
+using Starling.Xml;
+using Starling.Xmpp;
+
+namespace Starling.Server.Modules.Presence;
+
+/// <summary>
+/// RFC 6121 §4 presence: initial presence is broadcast to the contacts subscribed to the user and to the user's own
+/// available resources (the sender included — the echo the lab captured), updates likewise, directed presence is
+/// tracked, and unavailable presence goes out when the user logs off or the connection drops. Entity caps
+/// (XEP-0115) and any other payload pass through untouched.
+/// </summary>
+public sealed class PresenceModule : IModule
+{
+    private ModuleContext _context = null!;
+
+    public string Name => "presence";
+
+    public void Register(ModuleContext context)
+    {
+        _context = context;
+        context.OnClientPresence(OnClientPresenceAsync);
+        context.SessionClosed += OnSessionClosedAsync;
+    }
+
+    private async ValueTask OnClientPresenceAsync(C2sSession session, XmlElement presence)
+    {
+        var jid = session.Jid!;
+        var type = presence.GetAttribute("type");
+        var toText = presence.GetAttribute("to");
+        if (toText is not null)
+        {
+            var to = Jid.Parse(toText); // validated by the session
+            if (type is null or "unavailable")
+            {
+                // RFC 6121 §4.6: directed presence; remembered so the contact learns when we go offline.
+                if (type is null && session.IsAvailable) (session.DirectedPresence ??= []).Add(to);
+                else session.DirectedPresence?.Remove(to);
+            }
+            await _context.Server.Router.RouteAsync(presence, jid, to);
+            return;
+        }
+
+        if (type is null)
+        {
+            int priority = 0;
+            var priorityText = presence.ElementText("priority", Namespaces.Client);
+            if (priorityText is not null &&
+                (!int.TryParse(priorityText.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out priority) || priority is < -128 or > 127))
+            {
+                // RFC 6121 §4.7.2.3: an integer from -128 to +127.
+                _context.Server.Router.Bounce(presence, jid, null, StanzaErrorCondition.BadRequest, "priority must be an integer from -128 to 127");
+                return;
+            }
+            bool initial = !session.IsAvailable;
+            if (initial) session.Roster = await _context.Server.Storage.Roster.GetAsync(jid.Domain, jid.Local!);
+            session.Priority = priority;
+            session.Presence = presence;
+            session.IsAvailable = true;
+            await BroadcastAsync(session, presence);
+            if (initial)
+            {
+                // RFC 6121 §4.2.3/§4.4.2: the new resource learns the presence of the account's other resources and
+                // of the local contacts it is subscribed to.
+                foreach (var other in _context.Server.Sessions.GetSessions(jid.Bare))
+                {
+                    if (!ReferenceEquals(other, session) && other.IsAvailable && other.Presence is not null) session.Deliver(other.Presence);
+                }
+                foreach (var item in session.Roster!.Items)
+                {
+                    if (item.Subscription is not ("to" or "both") || !Jid.TryParse(item.Jid, out var contact)) continue;
+                    foreach (var s in _context.Server.Sessions.GetSessions(contact))
+                    {
+                        if (s.IsAvailable && s.Presence is not null) session.Deliver(s.Presence);
+                    }
+                }
+                await _context.Server.Modules.RaiseSessionAvailableAsync(session);
+            }
+            return;
+        }
+        if (type == "unavailable")
+        {
+            if (!session.IsAvailable) return;
+            session.IsAvailable = false;
+            session.Presence = null;
+            await BroadcastAsync(session, presence);
+            await SendToDirectedAsync(session, presence);
+            return;
+        }
+        // Subscription requests and probes need an addressee; errors without one are dropped (RFC 6121 §4.7.1).
+    }
+
+    private async ValueTask OnSessionClosedAsync(C2sSession session)
+    {
+        if (!session.IsAvailable) return;
+        session.IsAvailable = false;
+        var jid = session.Jid!;
+        var unavailable = new XmlElement("presence", Namespaces.Client);
+        unavailable.SetAttribute("from", jid.ToString()).SetAttribute("type", "unavailable");
+        await BroadcastAsync(session, unavailable);
+        await SendToDirectedAsync(session, unavailable);
+    }
+
+    /// <summary>To the account's available resources and to every contact with a 'from' or 'both' subscription.</summary>
+    private async ValueTask BroadcastAsync(C2sSession session, XmlElement presence)
+    {
+        var jid = session.Jid!;
+        foreach (var s in _context.Server.Sessions.GetSessions(jid.Bare))
+        {
+            if (s.IsAvailable || ReferenceEquals(s, session)) s.Deliver(presence);
+        }
+        var roster = session.Roster;
+        if (roster is null) return;
+        foreach (var item in roster.Items)
+        {
+            if (item.Subscription is not ("from" or "both") || !Jid.TryParse(item.Jid, out var contact)) continue;
+            var copy = presence.Clone();
+            copy.SetAttribute("to", contact.ToString());
+            await _context.Server.Router.RouteAsync(copy, jid, contact);
+        }
+    }
+
+    private async ValueTask SendToDirectedAsync(C2sSession session, XmlElement presence)
+    {
+        var targets = session.DirectedPresence;
+        if (targets is null) return;
+        session.DirectedPresence = null;
+        foreach (var to in targets)
+        {
+            var copy = presence.Clone();
+            copy.SetAttribute("to", to.ToString());
+            await _context.Server.Router.RouteAsync(copy, session.Jid!, to);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+using Starling.Xml;
+using Starling.Xmpp;
+
+namespace Starling.Server.Modules.Private;
+
+/// <summary>XEP-0049 Private XML Storage: one stored element per namespace, for the account only.</summary>
+public sealed class PrivateModule : IModule
+{
+    private ModuleContext _context = null!;
+
+    public string Name => "private";
+
+    public void Register(ModuleContext context)
+    {
+        _context = context;
+        context.AddDiscoFeature(Namespaces.Private, alsoAccount: true);
+        context.OnIq(IqType.Get, IqAddress.Self, Namespaces.Private, GetAsync);
+        context.OnIq(IqType.Set, IqAddress.Self, Namespaces.Private, SetAsync);
+        // XEP-0049 §3: nobody may read or write another account's private data.
+        context.OnIq(IqType.Get, IqAddress.Bare, Namespaces.Private, Forbidden);
+        context.OnIq(IqType.Set, IqAddress.Bare, Namespaces.Private, Forbidden);
+    }
+
+    private static ValueTask<IqReply> Forbidden(IqRequest request) =>
+        ValueTask.FromResult(IqReply.Fail(StanzaErrorCondition.Forbidden, "private storage is only for its owner"));
+
+    private static bool IsReserved(string ns) =>
+        ns.Length == 0 || ns.StartsWith("jabber:", StringComparison.Ordinal);
+
+    private async ValueTask<IqReply> GetAsync(IqRequest request)
+    {
+        var children = request.Payload.Elements().ToList();
+        // XEP-0049 §2: a get names exactly one element, in a namespace that is not jabber:*.
+        if (children.Count != 1) return IqReply.Fail(StanzaErrorCondition.BadRequest, "name exactly one element to retrieve");
+        var wanted = children[0];
+        if (IsReserved(wanted.Namespace)) return IqReply.Fail(StanzaErrorCondition.NotAcceptable, "jabber:* namespaces cannot be stored");
+        var user = request.From;
+        var xml = await _context.Server.Storage.PrivateXml.GetAsync(user.Domain, user.Local!, wanted.Name, wanted.Namespace);
+        var query = new XmlElement("query", Namespaces.Private);
+        query.Add(xml is null ? new XmlElement(wanted.Name, wanted.Namespace) : XmlStreamParser.ParseElement(xml));
+        return IqReply.Result(query);
+    }
+
+    private async ValueTask<IqReply> SetAsync(IqRequest request)
+    {
+        var children = request.Payload.Elements().ToList();
+        if (children.Count == 0) return IqReply.Fail(StanzaErrorCondition.BadRequest, "nothing to store");
+        foreach (var child in children)
+        {
+            if (IsReserved(child.Namespace)) return IqReply.Fail(StanzaErrorCondition.NotAcceptable, "jabber:* namespaces cannot be stored");
+        }
+        var user = request.From;
+        foreach (var child in children)
+        {
+            var xml = XmlWriter.ToXmlString(child, parentNamespace: null);
+            await _context.Server.Storage.PrivateXml.SetAsync(user.Domain, user.Local!, child.Name, child.Namespace, xml);
+        }
+        return IqReply.Result();
+    }
+}

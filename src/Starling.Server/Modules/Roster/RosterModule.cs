@@ -1,0 +1,110 @@
+using Starling.Server.Storage;
+using Starling.Xml;
+using Starling.Xmpp;
+
+namespace Starling.Server.Modules.Roster;
+
+/// <summary>
+/// RFC 6121 §2 roster get (with §2.6 versioning) and set/remove with pushes to interested resources.
+/// Subscription state changes (presence subscribe/subscribed…) belong to the presence-subscription work.
+/// </summary>
+public sealed class RosterModule : IModule
+{
+    private ModuleContext _context = null!;
+
+    public string Name => "roster";
+
+    public void Register(ModuleContext context)
+    {
+        _context = context;
+        context.OnIq(IqType.Get, IqAddress.Self, Namespaces.Roster, GetAsync);
+        context.OnIq(IqType.Set, IqAddress.Self, Namespaces.Roster, SetAsync);
+        // RFC 6121 §2.6.1: advertise roster versioning.
+        context.AddStreamFeature(_ => new XmlElement("ver", Namespaces.RosterVersioning));
+    }
+
+    private async ValueTask<IqReply> GetAsync(IqRequest request)
+    {
+        var user = request.From;
+        var roster = await _context.Server.Storage.Roster.GetAsync(user.Domain, user.Local!);
+        if (request.Session is { } session) session.RosterRequested = true;
+        // RFC 6121 §2.6.3: the client's version is current — an empty result, changes come as pushes.
+        var clientVer = request.Payload.GetAttribute("ver");
+        if (clientVer is not null && clientVer == roster.Version) return IqReply.Result();
+        var query = new XmlElement("query", Namespaces.Roster);
+        query.SetAttribute("ver", roster.Version);
+        foreach (var item in roster.Items) query.Add(ToElement(item));
+        return IqReply.Result(query);
+    }
+
+    private async ValueTask<IqReply> SetAsync(IqRequest request)
+    {
+        // RFC 6121 §2.3.3: exactly one item.
+        var items = request.Payload.Elements("item", Namespaces.Roster).ToList();
+        if (items.Count != 1) return IqReply.Fail(StanzaErrorCondition.BadRequest, "a roster set carries exactly one item");
+        var item = items[0];
+        if (!Jid.TryParse(item.GetAttribute("jid"), out var contact, out var error))
+            return IqReply.Fail(StanzaErrorCondition.JidMalformed, $"invalid item jid: {error}");
+        if (contact.Resource is not null) contact = contact.Bare;
+        var user = request.From;
+        var store = _context.Server.Storage.Roster;
+        string? version;
+        XmlElement pushed;
+        if (item.GetAttribute("subscription") == "remove")
+        {
+            version = await store.RemoveItemAsync(user.Domain, user.Local!, contact.ToString());
+            if (version is null) return IqReply.Fail(StanzaErrorCondition.ItemNotFound);
+            pushed = new XmlElement("item", Namespaces.Roster);
+            pushed.SetAttribute("jid", contact.ToString()).SetAttribute("subscription", "remove");
+        }
+        else
+        {
+            var groups = new List<string>();
+            foreach (var g in item.Elements("group", Namespaces.Roster))
+            {
+                var name = g.Text;
+                // RFC 6121 §2.3.3: empty or duplicate group names are not acceptable.
+                if (name.Length == 0) return IqReply.Fail(StanzaErrorCondition.NotAcceptable, "empty group name");
+                if (groups.Contains(name)) return IqReply.Fail(StanzaErrorCondition.BadRequest, "duplicate group");
+                groups.Add(name);
+            }
+            var current = await store.GetAsync(user.Domain, user.Local!);
+            RosterItem? existing = null;
+            foreach (var i in current.Items)
+            {
+                if (i.Jid == contact.ToString()) existing = i;
+            }
+            var stored = new RosterItem(contact.ToString(), item.GetAttribute("name"),
+                existing?.Subscription ?? "none", existing?.AskSubscribe ?? false, groups);
+            version = await store.SetItemAsync(user.Domain, user.Local!, stored);
+            pushed = ToElement(stored);
+        }
+        Push(user.Bare, pushed, version);
+        return IqReply.Result();
+    }
+
+    /// <summary>RFC 6121 §2.1.6: the change goes to every resource that asked for the roster.</summary>
+    private void Push(Jid bare, XmlElement item, string version)
+    {
+        foreach (var session in _context.Server.Sessions.GetSessions(bare))
+        {
+            if (!session.RosterRequested) continue;
+            var iq = new XmlElement("iq", Namespaces.Client);
+            iq.SetAttribute("id", "push-" + Sessions.XmppStream.NewId()[..8]).SetAttribute("type", "set").SetAttribute("to", session.Jid!.ToString());
+            var query = iq.AddElement("query", Namespaces.Roster);
+            query.SetAttribute("ver", version);
+            query.Add(item.Clone());
+            session.Deliver(iq);
+        }
+    }
+
+    private static XmlElement ToElement(RosterItem item)
+    {
+        var e = new XmlElement("item", Namespaces.Roster);
+        e.SetAttribute("jid", item.Jid).SetAttribute("subscription", item.Subscription);
+        if (item.Name is not null) e.SetAttribute("name", item.Name);
+        if (item.AskSubscribe) e.SetAttribute("ask", "subscribe");
+        foreach (var g in item.Groups) e.AddElement("group").AddText(g);
+        return e;
+    }
+}

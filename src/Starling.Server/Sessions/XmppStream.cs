@@ -1,0 +1,441 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using System.Security.Authentication;
+using System.Text;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using Starling.Server.Transport;
+using Starling.Xml;
+using Starling.Xmpp;
+
+namespace Starling.Server.Sessions;
+
+/// <summary>
+/// The plumbing every XMPP stream shares (c2s now; s2s and components later): the Pipelines read loop feeding the
+/// incremental parser, a bounded outbound queue drained by one writer loop, STARTTLS, stream errors and closing.
+/// Subclasses implement negotiation and stanza handling.
+/// </summary>
+public abstract class XmppStream
+{
+    private readonly ConnectionContext _connection;
+    private readonly Channel<Outbound> _queue;
+    private readonly int _maxQueue;
+    private PipeReader _input;
+    private PipeWriter _output;
+    private SslStream? _tls;
+    private int _queued;
+    private int _closeState; // 0 open, 1 closing (close queued), 2 closed (transport gone)
+    private bool _headerSent;
+    private bool _upgradeRequested;
+    private string? _tlsHost;
+    private volatile bool _peerGone;
+    private readonly List<XmlElement> _leftover = [];
+    private readonly TaskCompletionSource _readDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    protected XmppStream(XmppServer server, ConnectionContext connection, XmlLimits limits, int maxQueue, string defaultNamespace)
+    {
+        Server = server;
+        _connection = connection;
+        _input = connection.Transport.Input;
+        _output = connection.Transport.Output;
+        _maxQueue = maxQueue;
+        DefaultNamespace = defaultNamespace;
+        Parser = new XmlStreamParser(limits);
+        _queue = Channel.CreateUnbounded<Outbound>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
+        StreamId = NewId();
+        ConnectionId = connection.ConnectionId;
+        RemoteEndPoint = connection.RemoteEndPoint;
+        LastReceived = LastSent = Environment.TickCount64;
+        Opened = LastReceived;
+    }
+
+    public XmppServer Server { get; }
+
+    public string ConnectionId { get; }
+
+    public EndPoint? RemoteEndPoint { get; }
+
+    /// <summary>The current stream's id (new at every restart, RFC 6120 §4.7.3).</summary>
+    public string StreamId { get; protected set; }
+
+    protected XmlStreamParser Parser { get; }
+
+    /// <summary>Namespace of stanzas on this stream (jabber:client or jabber:server).</summary>
+    protected string DefaultNamespace { get; }
+
+    public bool IsSecure => _tls is not null;
+
+    public SslStream? Tls => _tls;
+
+    public bool IsClosed => Volatile.Read(ref _closeState) != 0;
+
+    /// <summary>Environment.TickCount64 at the last byte received / sent; read by the server's keepalive timer.</summary>
+    public long LastReceived { get; private set; }
+
+    public long LastSent { get; private set; }
+
+    public long Opened { get; }
+
+    protected abstract ILogger Log { get; }
+
+    protected bool XmlTrace => Server.XmlTrace;
+
+    protected abstract ValueTask OnStreamOpenAsync(XmlElement header);
+
+    protected abstract ValueTask OnElementAsync(XmlElement element);
+
+    /// <summary>Called once when the stream has ended, for whatever reason; <paramref name="undelivered"/> holds stanzas queued but never written.</summary>
+    protected abstract ValueTask OnClosedAsync(List<XmlElement> undelivered);
+
+    public static string NewId()
+    {
+        Span<byte> bytes = stackalloc byte[12];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(bytes);
+        return Convert.ToBase64String(bytes).Replace('+', '-').Replace('/', '_');
+    }
+
+    /// <summary>Runs the connection until it ends. Never throws.</summary>
+    public async Task RunAsync()
+    {
+        var writer = Task.Run(WriterLoopAsync);
+        Server.Connections.Register(this);
+        try
+        {
+            await ReadLoopAsync();
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or OperationCanceledException or ObjectDisposedException or AuthenticationException)
+        {
+            Log.LogDebug("{Connection}: connection ended: {Message}", ConnectionId, ex.Message);
+        }
+        catch (Exception ex)
+        {
+            Log.LogError(ex, "{Connection}: internal error", ConnectionId);
+            Close(StreamErrors.InternalServerError);
+        }
+        finally
+        {
+            // The peer is gone or closed its stream: stanzas not yet written are kept for re-routing
+            // instead of being written into a connection nobody reads (nothing accepted is lost).
+            _peerGone = true;
+            _readDone.TrySetResult();
+            if (Interlocked.CompareExchange(ref _closeState, 1, 0) == 0) _queue.Writer.TryComplete();
+            await writer;
+            Interlocked.Exchange(ref _closeState, 2);
+            Server.Connections.Unregister(this);
+            var undelivered = new List<XmlElement>(_leftover);
+            while (_queue.Reader.TryRead(out var item))
+            {
+                if (item.Element is not null) undelivered.Add(item.Element);
+            }
+            try
+            {
+                await OnClosedAsync(undelivered);
+            }
+            catch (Exception ex)
+            {
+                Log.LogError(ex, "{Connection}: error while closing", ConnectionId);
+            }
+            _tls?.Dispose();
+        }
+    }
+
+    private async Task ReadLoopAsync()
+    {
+        while (true)
+        {
+            var result = await _input.ReadAsync();
+            var buffer = result.Buffer;
+            if (!buffer.IsEmpty) LastReceived = Environment.TickCount64;
+            bool stop = false;
+            while (!stop)
+            {
+                var ev = Parser.Read(buffer, out var consumed);
+                buffer = buffer.Slice(consumed);
+                switch (ev)
+                {
+                    case XmlStreamEvent.NeedMoreData:
+                        stop = true;
+                        continue;
+                    case XmlStreamEvent.StreamOpen:
+                        await OnStreamOpenAsync(Parser.StreamHeader!);
+                        break;
+                    case XmlStreamEvent.Element:
+                        var element = Parser.TakeElement();
+                        if (XmlTrace) TraceXml("<<<", element);
+                        await OnElementAsync(element);
+                        break;
+                    case XmlStreamEvent.StreamClose:
+                        if (XmlTrace) Log.LogInformation("{Connection} <<< </stream:stream>", ConnectionId);
+                        // RFC 6120 §4.4: answer the peer's close with ours, then end. A client that closed
+                        // will not read what is still queued: that is re-routed (see RunAsync).
+                        _peerGone = true;
+                        CloseQuietly();
+                        break;
+                    case XmlStreamEvent.Error:
+                        Log.LogInformation("{Connection}: XML error {Condition}: {Detail}", ConnectionId, Parser.Error, Parser.ErrorDetail);
+                        Close(Parser.Error.ToElementName(), Parser.ErrorDetail);
+                        break;
+                }
+                if (IsClosed || _upgradeRequested) stop = true;
+            }
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            if (IsClosed) return;
+            if (_upgradeRequested)
+            {
+                _upgradeRequested = false;
+                await UpgradeToTlsAsync();
+                continue;
+            }
+            if (result.IsCompleted || result.IsCanceled) return;
+        }
+    }
+
+    /// <summary>Queues a stanza or nonza for the peer. False if the stream is closing (the caller re-routes it).</summary>
+    public bool Send(XmlElement element)
+    {
+        if (IsClosed) return false;
+        if (Interlocked.Increment(ref _queued) > _maxQueue)
+        {
+            Interlocked.Decrement(ref _queued);
+            // A reader this slow cannot be served; cut it off rather than buffer without bound. What was queued
+            // is handed back to OnClosedAsync and re-routed (shared/ARCHITECTURE.md §3).
+            Log.LogWarning("{Connection}: outbound queue full ({Max} stanzas); closing", ConnectionId, _maxQueue);
+            Abort();
+            return false;
+        }
+        if (_queue.Writer.TryWrite(new Outbound(element, null, null))) return true;
+        Interlocked.Decrement(ref _queued);
+        return false;
+    }
+
+    /// <summary>Queues raw UTF-8 (stream header, whitespace keepalive).</summary>
+    protected bool SendRaw(byte[] bytes)
+    {
+        if (IsClosed) return false;
+        Interlocked.Increment(ref _queued);
+        return _queue.Writer.TryWrite(new Outbound(null, bytes, null));
+    }
+
+    /// <summary>Sends our stream header (RFC 6120 §4.7) for <paramref name="from"/>.</summary>
+    protected void SendStreamHeader(string from, string? to, string lang = "en")
+    {
+        var sb = new StringBuilder(256);
+        sb.Append("<?xml version='1.0'?><stream:stream xmlns='").Append(DefaultNamespace)
+          .Append("' xmlns:stream='http://etherx.jabber.org/streams' id='").Append(StreamId)
+          .Append("' from='").Append(Escape(from)).Append('\'');
+        if (to is not null) sb.Append(" to='").Append(Escape(to)).Append('\'');
+        sb.Append(" version='1.0' xml:lang='").Append(Escape(lang)).Append("'>");
+        var text = sb.ToString();
+        if (XmlTrace) Log.LogInformation("{Connection} >>> {Xml}", ConnectionId, text);
+        _headerSent = true;
+        SendRaw(Encoding.UTF8.GetBytes(text));
+    }
+
+    private static string Escape(string s) => s.Replace("&", "&amp;", StringComparison.Ordinal).Replace("'", "&apos;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal);
+
+    /// <summary>A whitespace keepalive (RFC 6120 §4.6.1).</summary>
+    public void SendKeepalive() => SendRaw(" "u8.ToArray());
+
+    /// <summary>Ends the stream with a stream error (RFC 6120 §4.9): header first if none was sent, then the error and the close tag.</summary>
+    public void Close(string condition, string? text = null)
+    {
+        if (Interlocked.CompareExchange(ref _closeState, 1, 0) != 0) return;
+        Log.LogInformation("{Connection}: closing with stream error {Condition}{Text}", ConnectionId, condition, text is null ? "" : ": " + text);
+        if (!_headerSent) SendHeaderForError();
+        var error = StreamErrors.Create(condition, text);
+        if (XmlTrace) TraceXml(">>>", error);
+        Interlocked.Increment(ref _queued);
+        _queue.Writer.TryWrite(new Outbound(error, null, null));
+        _queue.Writer.TryWrite(new Outbound(null, "</stream:stream>"u8.ToArray(), null));
+        _queue.Writer.TryComplete();
+    }
+
+    /// <summary>Ends the stream without an error.</summary>
+    public void CloseQuietly()
+    {
+        if (Interlocked.CompareExchange(ref _closeState, 1, 0) != 0) return;
+        if (!_headerSent) SendHeaderForError();
+        _queue.Writer.TryWrite(new Outbound(null, "</stream:stream>"u8.ToArray(), null));
+        _queue.Writer.TryComplete();
+    }
+
+    /// <summary>Drops the connection at once (slow reader, shutdown timeout).</summary>
+    public void Abort()
+    {
+        Interlocked.CompareExchange(ref _closeState, 1, 0);
+        _queue.Writer.TryComplete();
+        _connection.Abort(new ConnectionAbortedException("aborted by server"));
+    }
+
+    private void SendHeaderForError()
+    {
+        var from = Server.Config.Options.Hosts[0].Name;
+        var text = "<?xml version='1.0'?><stream:stream xmlns='" + DefaultNamespace +
+                   "' xmlns:stream='http://etherx.jabber.org/streams' id='" + StreamId + "' from='" + from + "' version='1.0'>";
+        _headerSent = true;
+        _queue.Writer.TryWrite(new Outbound(null, Encoding.UTF8.GetBytes(text), null));
+    }
+
+    /// <summary>After &lt;proceed/&gt; is queued: flush it, then swap the pipes for TLS ones (RFC 6120 §5.4.3.3).</summary>
+    protected void RequestTlsUpgrade(string host)
+    {
+        _tlsHost = host;
+        _upgradeRequested = true;
+    }
+
+    private async Task UpgradeToTlsAsync()
+    {
+        var barrier = new Barrier();
+        Interlocked.Increment(ref _queued);
+        _queue.Writer.TryWrite(new Outbound(null, null, barrier));
+        await barrier.Flushed.Task; // <proceed/> is on the wire and the writer waits
+        var cert = Server.Certificates.Get(_tlsHost!)!;
+        var tls = new SslStream(new DuplexPipeStream(_connection.Transport), leaveInnerStreamOpen: false);
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            {
+                ServerCertificate = cert.Certificate,
+                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                ClientCertificateRequired = false,
+                CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
+            }, timeout.Token);
+        }
+        catch
+        {
+            await tls.DisposeAsync();
+            barrier.Resume.TrySetResult(false);
+            throw;
+        }
+        _tls = tls;
+        _input = PipeReader.Create(tls, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
+        _output = PipeWriter.Create(tls, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
+        // RFC 6120 §5.4.3.3: both sides discard the old stream; the client sends a new header.
+        Parser.Reset();
+        StreamId = NewId();
+        barrier.Resume.TrySetResult(true);
+        Log.LogDebug("{Connection}: TLS established ({Protocol}, {Cipher})", ConnectionId, tls.SslProtocol, tls.NegotiatedCipherSuite);
+    }
+
+    private async Task WriterLoopAsync()
+    {
+        var reader = _queue.Reader;
+        try
+        {
+            while (await reader.WaitToReadAsync())
+            {
+                while (reader.TryRead(out var item))
+                {
+                    Interlocked.Decrement(ref _queued);
+                    if (item.Element is not null)
+                    {
+                        if (_peerGone && IsStanza(item.Element)) _leftover.Add(item.Element);
+                        else XmlWriter.Write(_output, item.Element, DefaultNamespace);
+                    }
+                    else if (item.Raw is not null)
+                    {
+                        _output.Write(item.Raw);
+                    }
+                    else if (item.Barrier is not null)
+                    {
+                        await _output.FlushAsync();
+                        item.Barrier.Flushed.TrySetResult();
+                        if (!await item.Barrier.Resume.Task) return;
+                    }
+                }
+                var flush = await _output.FlushAsync();
+                LastSent = Environment.TickCount64;
+                if (flush.IsCompleted || flush.IsCanceled) break;
+            }
+            if (_tls is not null) await _tls.ShutdownAsync();
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        {
+            Log.LogDebug("{Connection}: write failed: {Message}", ConnectionId, ex.Message);
+        }
+        finally
+        {
+            Interlocked.CompareExchange(ref _closeState, 1, 0);
+            _queue.Writer.TryComplete();
+            // Closing the output ends the connection; the read loop then sees the end of input.
+            try
+            {
+                await _output.CompleteAsync();
+                if (_tls is not null) await _connection.Transport.Output.CompleteAsync();
+            }
+            catch (Exception ex)
+            {
+                Log.LogDebug("{Connection}: completing output: {Message}", ConnectionId, ex.Message);
+            }
+            // RFC 6120 §4.4: give the peer a moment to send its own closing tag, then drop the connection.
+            await Task.WhenAny(_readDone.Task, Task.Delay(TimeSpan.FromSeconds(2)));
+            if (!_readDone.Task.IsCompleted) _connection.Abort(new ConnectionAbortedException("stream closed"));
+        }
+    }
+
+    private bool IsStanza(XmlElement e) =>
+        e.Namespace == DefaultNamespace && e.Name is "message" or "presence" or "iq";
+
+    /// <summary>Logs an element with secrets removed (SASL payloads, passwords).</summary>
+    protected void TraceXml(string direction, XmlElement element)
+    {
+        Log.LogInformation("{Connection} {Direction} {Xml}", ConnectionId, direction, XmlRedaction.Redact(element));
+    }
+
+    private readonly record struct Outbound(XmlElement? Element, byte[]? Raw, Barrier? Barrier);
+
+    private sealed class Barrier
+    {
+        public TaskCompletionSource Flushed { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource<bool> Resume { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
+
+/// <summary>Removes secrets from XML before it is logged.</summary>
+public static class XmlRedaction
+{
+    public static string Redact(XmlElement element)
+    {
+        if (element.Namespace == Namespaces.Sasl && element.Text.Length > 0)
+        {
+            var copy = new XmlElement(element.Name, element.Namespace);
+            foreach (var a in element.Attributes) copy.SetAttribute(a.Name, a.Value, a.Namespace);
+            copy.AddText("[redacted]");
+            return copy.ToString();
+        }
+        if (Contains(element, "password"))
+        {
+            var copy = element.Clone();
+            RedactPasswords(copy);
+            return copy.ToString();
+        }
+        return element.ToString();
+    }
+
+    private static bool Contains(XmlElement e, string name)
+    {
+        foreach (var c in e.Elements())
+        {
+            if (c.Name == name || Contains(c, name)) return true;
+        }
+        return false;
+    }
+
+    private static void RedactPasswords(XmlElement e)
+    {
+        foreach (var c in e.Elements())
+        {
+            if (c.Name == "password")
+            {
+                c.ClearChildren();
+                c.AddText("[redacted]");
+            }
+            else RedactPasswords(c);
+        }
+    }
+}

@@ -1,0 +1,151 @@
+using Microsoft.Extensions.Logging;
+using Starling.Server.Configuration;
+using Starling.Server.Modules;
+using Starling.Server.Routing;
+using Starling.Server.Sessions;
+using Starling.Server.Storage;
+using Starling.Server.Tls;
+using Starling.Xml;
+using Starling.Xmpp;
+
+namespace Starling.Server;
+
+/// <summary>
+/// The server's composition root: configuration, storage, certificates, the session directory, the router
+/// and the modules. Transports (Kestrel connection handlers) hand connections to it.
+/// </summary>
+public sealed class XmppServer : IAsyncDisposable
+{
+    private readonly HashSet<string> _hosts;
+    private readonly Timer _timer;
+
+    private XmppServer(LoadedConfiguration config, IStorage storage, CertificateManager certificates, ILoggerFactory loggerFactory)
+    {
+        Config = config;
+        Storage = storage;
+        Certificates = certificates;
+        LoggerFactory = loggerFactory;
+        Log = loggerFactory.CreateLogger<XmppServer>();
+        _hosts = new HashSet<string>(config.Options.Hosts.Select(h => h.Name), StringComparer.Ordinal);
+        XmlTrace = config.Options.Log.Xml;
+        XmlLimits = new XmlLimits
+        {
+            MaxStanzaBytes = config.Options.Limits.MaxStanzaBytes,
+            MaxDepth = config.Options.Limits.MaxDepth,
+            MaxAttributes = config.Options.Limits.MaxAttributes,
+        };
+        Router = new LocalRouter(this);
+        _timer = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+    }
+
+    public LoadedConfiguration Config { get; }
+
+    public StarlingOptions Options => Config.Options;
+
+    public IStorage Storage { get; }
+
+    public CertificateManager Certificates { get; }
+
+    public ILoggerFactory LoggerFactory { get; }
+
+    private ILogger Log { get; }
+
+    public SessionManager Sessions { get; } = new();
+
+    public ConnectionRegistry Connections { get; } = new();
+
+    public AuthThrottle AuthThrottle { get; } = new();
+
+    public LocalRouter Router { get; }
+
+    public ModuleRegistry Modules { get; } = new();
+
+    public XmlLimits XmlLimits { get; }
+
+    /// <summary>Log every element sent and received (Log:Xml).</summary>
+    public bool XmlTrace { get; }
+
+    public static string Version { get; } =
+        typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
+
+    /// <summary>Creates the server: storage migrated, certificates ready, modules registered.</summary>
+    public static async Task<XmppServer> CreateAsync(LoadedConfiguration config, IStorage storage, CertificateManager certificates, ILoggerFactory loggerFactory)
+    {
+        await storage.MigrateAsync();
+        var server = new XmppServer(config, storage, certificates, loggerFactory);
+        var enabled = new List<string>();
+        foreach (var module in ModuleCatalog.Create(config.Options.Modules.Disabled))
+        {
+            module.Register(new ModuleContext(server, module.Name));
+            enabled.Add(module.Name);
+        }
+        server.Modules.Enabled = enabled;
+        return server;
+    }
+
+    public bool IsLocalHost(string domain) => _hosts.Contains(domain);
+
+    /// <summary>True if the bare JID names an account on a local host.</summary>
+    public async ValueTask<bool> AccountExistsAsync(Jid bare)
+    {
+        if (bare.Local is null || !IsLocalHost(bare.Domain)) return false;
+        if (Sessions.GetSessions(bare).Length > 0) return true;
+        return await Storage.Accounts.GetAsync(bare.Domain, bare.Local) is not null;
+    }
+
+    /// <summary>Negotiation timeouts, idle timeouts and keepalives for every connection (one timer for all).</summary>
+    private void Tick()
+    {
+        try
+        {
+            var now = Environment.TickCount64;
+            var c2s = Options.C2s;
+            long negotiation = c2s.NegotiationTimeoutSeconds * 1000L;
+            long idle = c2s.IdleTimeoutSeconds * 1000L;
+            long keepalive = c2s.KeepaliveSeconds * 1000L;
+            foreach (var stream in Connections.Snapshot())
+            {
+                if (stream.IsClosed) continue;
+                if (stream is C2sSession session && !session.IsBound)
+                {
+                    if (now - stream.Opened > negotiation) stream.Close(StreamErrors.ConnectionTimeout, "negotiation took too long");
+                    continue;
+                }
+                long silentIn = now - stream.LastReceived;
+                if (silentIn > 2 * idle)
+                {
+                    stream.Close(StreamErrors.ConnectionTimeout, "no data received for too long");
+                    continue;
+                }
+                if (stream is C2sSession bound)
+                {
+                    // XEP-0199 §4.2: a silent client is pinged once; if it stays silent, the stream times out above.
+                    if (silentIn < idle) bound.IdlePinged = false;
+                    else if (!bound.IdlePinged)
+                    {
+                        bound.IdlePinged = true;
+                        bound.SendPing();
+                        continue;
+                    }
+                }
+                if (now - stream.LastSent > keepalive) stream.SendKeepalive();
+            }
+        }
+        catch (Exception ex)
+        {
+            Log.LogError(ex, "timer tick failed");
+        }
+    }
+
+    /// <summary>Closes every stream with system-shutdown (RFC 6120 §4.9.3.17).</summary>
+    public void Shutdown()
+    {
+        foreach (var stream in Connections.Snapshot()) stream.Close(StreamErrors.SystemShutdown, "the server is shutting down");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _timer.DisposeAsync();
+        await Storage.DisposeAsync();
+    }
+}

@@ -1,0 +1,300 @@
+using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Security.Cryptography.X509Certificates;
+using Starling.Server;
+using Starling.Server.Admin;
+using Starling.Server.Configuration;
+using Starling.Server.Hosting;
+using Starling.Server.Storage.Sqlite;
+using Starling.Server.Tls;
+
+namespace Starling;
+
+/// <summary>`starling`: the server and its admin commands, as prosodyctl is for Prosody.</summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        var root = BuildCommands();
+        try
+        {
+            return await root.Parse(args).InvokeAsync();
+        }
+        catch (Exception ex) when (ex is ConfigurationException or AdminException or ListenException or Server.Storage.StorageSchemaException)
+        {
+            Console.Error.WriteLine($"starling: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private static readonly Option<string?> ConfigOption = new("--config", "-c")
+    {
+        Description = "Config file (JSON). Default: $STARLING_CONFIG, else ./starling.json if present, else built-in defaults. Any key can be overridden with --Section:Key=value or STARLING_Section__Key.",
+        Recursive = true,
+    };
+
+    private static RootCommand BuildCommands()
+    {
+        var root = new RootCommand("Starling XMPP server. Run `starling start` to serve; the other commands administer it (they work while it runs).");
+        root.Options.Add(ConfigOption);
+
+        var start = new Command("start", "Run the server in the foreground (Ctrl+C stops it).");
+        start.SetAction((p, ct) => RunGuarded(p, () => StartAsync(p, ct)));
+        root.Subcommands.Add(start);
+
+        var passwordStdin = new Option<bool>("--password-stdin") { Description = "Read the password from the first line of standard input instead of asking." };
+
+        var jidArg = new Argument<string>("jid") { Description = "The account, e.g. alice@localhost" };
+        var adduser = new Command("adduser", "Create an account (asks the password twice).") { jidArg, passwordStdin };
+        adduser.SetAction((p, ct) => RunGuarded(p, async () =>
+        {
+            var (config, admin, storage) = await OpenAdminAsync(p);
+            await using var _ = storage;
+            var jid = admin.ParseAccount(p.GetValue(jidArg)!);
+            var password = ReadPassword(p.GetValue(passwordStdin), confirm: true);
+            await admin.AddUserAsync(jid, password);
+            Console.WriteLine($"created {jid}");
+            return 0;
+        }));
+        root.Subcommands.Add(adduser);
+
+        var passwdJid = new Argument<string>("jid") { Description = "The account, e.g. alice@localhost" };
+        var passwd = new Command("passwd", "Change an account's password.") { passwdJid, passwordStdin };
+        passwd.SetAction((p, ct) => RunGuarded(p, async () =>
+        {
+            var (config, admin, storage) = await OpenAdminAsync(p);
+            await using var _ = storage;
+            var jid = admin.ParseAccount(p.GetValue(passwdJid)!);
+            var password = ReadPassword(p.GetValue(passwordStdin), confirm: true);
+            await admin.SetPasswordAsync(jid, password);
+            Console.WriteLine($"password of {jid} changed");
+            return 0;
+        }));
+        root.Subcommands.Add(passwd);
+
+        var delJid = new Argument<string>("jid") { Description = "The account, e.g. alice@localhost" };
+        var deluser = new Command("deluser", "Delete an account and all its data.") { delJid };
+        deluser.SetAction((p, ct) => RunGuarded(p, async () =>
+        {
+            var (config, admin, storage) = await OpenAdminAsync(p);
+            await using var _ = storage;
+            var jid = admin.ParseAccount(p.GetValue(delJid)!);
+            await admin.DeleteUserAsync(jid);
+            Console.WriteLine($"deleted {jid}");
+            return 0;
+        }));
+        root.Subcommands.Add(deluser);
+
+        var hostArg = new Argument<string?>("host") { Description = "Only this host (default: all hosts)", Arity = ArgumentArity.ZeroOrOne };
+        var users = new Command("users", "List accounts.") { hostArg };
+        users.SetAction((p, ct) => RunGuarded(p, async () =>
+        {
+            var (config, admin, storage) = await OpenAdminAsync(p);
+            await using var _ = storage;
+            foreach (var u in await admin.ListUsersAsync(p.GetValue(hostArg))) Console.WriteLine(u);
+            return 0;
+        }));
+        root.Subcommands.Add(users);
+
+        var check = new Command("check", "Validate the configuration, certificates, database and ports; say precisely what is wrong.");
+        check.SetAction((p, ct) => RunGuarded(p, () => CheckAsync(p)));
+        root.Subcommands.Add(check);
+
+        var certHost = new Argument<string>("host") { Description = "The virtual host, e.g. localhost" };
+        var force = new Option<bool>("--force") { Description = "Replace an existing certificate." };
+        var generate = new Command("generate", "Generate a self-signed certificate for a host (where the config expects it).") { certHost, force };
+        generate.SetAction((p, ct) => RunGuarded(p, () =>
+        {
+            var config = LoadConfig(p);
+            var hostName = p.GetValue(certHost)!;
+            if (!Xmpp.Jid.TryNormalizeDomain(hostName, out var normalized)) throw new AdminException($"'{hostName}' is not a valid domain name");
+            var host = config.FindHost(normalized) ?? new HostOptions { Name = normalized };
+            var certPath = config.CertificatePath(host);
+            var keyPath = config.KeyPath(host);
+            if ((File.Exists(certPath) || File.Exists(keyPath)) && !p.GetValue(force))
+                throw new AdminException($"{certPath} already exists; add --force to replace it");
+            CertificateManager.Generate(normalized, certPath, keyPath);
+            Console.WriteLine($"certificate: {certPath}");
+            Console.WriteLine($"key:         {keyPath}");
+            if (config.FindHost(normalized) is null) Console.WriteLine($"note: {normalized} is not in Hosts; add it to the config to serve it");
+            return Task.FromResult(0);
+        }));
+        var cert = new Command("cert", "Certificate management.") { generate };
+        root.Subcommands.Add(cert);
+
+        return root;
+    }
+
+    /// <summary>Config overrides are the unmatched --Section:Key=value tokens; anything else is a mistake.</summary>
+    private static string[] Overrides(ParseResult p)
+    {
+        var list = new List<string>();
+        foreach (var token in p.UnmatchedTokens)
+        {
+            if (!token.StartsWith("--", StringComparison.Ordinal) || !token.Contains('=', StringComparison.Ordinal))
+                throw new AdminException($"unexpected argument '{token}' (config overrides are written --Section:Key=value; see `starling --help`)");
+            list.Add(token);
+        }
+        return [.. list];
+    }
+
+    private static LoadedConfiguration LoadConfig(ParseResult p) =>
+        StarlingConfiguration.Load(p.GetValue(ConfigOption), Overrides(p));
+
+    private static async Task<(LoadedConfiguration, AccountAdmin, SqliteStorage)> OpenAdminAsync(ParseResult p)
+    {
+        var config = LoadConfig(p);
+        Directory.CreateDirectory(config.DataDirectory);
+        var storage = new SqliteStorage(config.DatabasePath);
+        await storage.MigrateAsync();
+        return (config, new AccountAdmin(config, storage), storage);
+    }
+
+    private static async Task<int> RunGuarded(ParseResult p, Func<Task<int>> action)
+    {
+        try
+        {
+            return await action();
+        }
+        catch (Exception ex) when (ex is ConfigurationException or AdminException or ListenException or Server.Storage.StorageSchemaException)
+        {
+            Console.Error.WriteLine($"starling: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private static async Task<int> StartAsync(ParseResult p, CancellationToken ct)
+    {
+        var config = LoadConfig(p);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        Console.WriteLine($"Starling {Version} starting");
+        Console.WriteLine($"  config:   {config.FilePath ?? "(built-in defaults)"}");
+        Console.WriteLine($"  data:     {config.DataDirectory}");
+        Console.WriteLine($"  database: {config.DatabasePath}");
+        await using var host = await StarlingHost.StartAsync(config, report: line => Console.WriteLine("  " + line));
+        foreach (var h in config.Options.Hosts)
+        {
+            var c = host.Server.Certificates.Get(h.Name)!;
+            Console.WriteLine($"  host {h.Name}: certificate {c.Path}{(h.RequireEncryption ? "" : " (plaintext allowed)")}");
+        }
+        foreach (var ep in host.C2sEndPoints) Console.WriteLine($"  listening for clients (c2s) on {Describe(ep)}");
+        Console.WriteLine($"ready in {started.ElapsedMilliseconds} ms; Ctrl+C to stop");
+        await host.WaitForShutdownAsync(ct);
+        Console.WriteLine("stopping");
+        return 0;
+    }
+
+    private static string Describe(IPEndPoint ep) =>
+        ep.Address.Equals(IPAddress.IPv6Any) ? $"port {ep.Port} (all addresses)" : ep.ToString();
+
+    private static async Task<int> CheckAsync(ParseResult p)
+    {
+        int problems = 0;
+        void Bad(string message) { problems++; Console.WriteLine("problem: " + message); }
+        LoadedConfiguration config;
+        try
+        {
+            config = LoadConfig(p);
+        }
+        catch (ConfigurationException ex)
+        {
+            Console.WriteLine("problem: " + ex.Message);
+            return 1;
+        }
+        Console.WriteLine($"ok: configuration {config.FilePath ?? "(built-in defaults)"}");
+        foreach (var host in config.Options.Hosts)
+        {
+            var certPath = config.CertificatePath(host);
+            var keyPath = config.KeyPath(host);
+            if (!File.Exists(certPath) || !File.Exists(keyPath))
+            {
+                if (string.IsNullOrWhiteSpace(host.Certificate)) Console.WriteLine($"note: no certificate for {host.Name} yet; one is generated at first start (or run `starling cert generate {host.Name}`)");
+                else Bad($"host {host.Name}: {(File.Exists(certPath) ? keyPath : certPath)} does not exist (Hosts: Certificate/Key)");
+                continue;
+            }
+            try
+            {
+                using var cert = CertificateManager.LoadPem(certPath, keyPath);
+                var now = DateTime.Now;
+                if (cert.NotAfter < now) Bad($"host {host.Name}: certificate {certPath} expired on {cert.NotAfter:yyyy-MM-dd}");
+                else if (cert.NotBefore > now) Bad($"host {host.Name}: certificate {certPath} is not valid before {cert.NotBefore:yyyy-MM-dd}");
+                else if (!cert.MatchesHostname(host.Name)) Bad($"host {host.Name}: certificate {certPath} is for '{cert.GetNameInfo(X509NameType.DnsName, false)}', not {host.Name}");
+                else Console.WriteLine($"ok: host {host.Name}: certificate {certPath}, valid until {cert.NotAfter:yyyy-MM-dd}{(cert.Subject == cert.Issuer ? " (self-signed)" : "")}");
+            }
+            catch (ConfigurationException ex)
+            {
+                Bad(ex.Message);
+            }
+        }
+        try
+        {
+            Directory.CreateDirectory(config.DataDirectory);
+            await using var storage = new SqliteStorage(config.DatabasePath);
+            var version = await storage.GetSchemaVersionAsync();
+            await storage.MigrateAsync();
+            Console.WriteLine($"ok: database {config.DatabasePath} (schema version {(version == 0 ? "new" : version)})");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException or Server.Storage.StorageSchemaException)
+        {
+            Bad($"database {config.DatabasePath}: {ex.Message}");
+        }
+        var port = config.Options.C2s.Port;
+        try
+        {
+            using var probe = new TcpListener(IPAddress.Any, port);
+            probe.Start();
+            probe.Stop();
+            Console.WriteLine($"ok: c2s port {port} is free");
+        }
+        catch (SocketException ex)
+        {
+            if (ex.SocketErrorCode == SocketError.AddressAlreadyInUse) Console.WriteLine($"note: c2s port {port} is in use (by a running Starling? otherwise stop the other program or set C2s:Port)");
+            else Bad($"c2s port {port}: {ex.Message}");
+        }
+        Console.WriteLine(problems == 0 ? "all checks passed" : $"{problems} problem(s) found");
+        return problems == 0 ? 0 : 1;
+    }
+
+    private static string Version =>
+        typeof(Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0";
+
+    /// <summary>From stdin (one line) or a terminal prompt without echo, asked twice.</summary>
+    private static string ReadPassword(bool fromStdin, bool confirm)
+    {
+        if (fromStdin)
+        {
+            var line = Console.In.ReadLine() ?? throw new AdminException("no password on standard input");
+            return line.TrimEnd('\r');
+        }
+        if (Console.IsInputRedirected)
+            throw new AdminException("no terminal to ask the password on; pass it on standard input with --password-stdin");
+        var first = Prompt("Password: ");
+        if (confirm)
+        {
+            var second = Prompt("Repeat password: ");
+            if (first != second) throw new AdminException("the passwords do not match; nothing was changed");
+        }
+        return first;
+    }
+
+    private static string Prompt(string label)
+    {
+        Console.Write(label);
+        var chars = new System.Text.StringBuilder();
+        while (true)
+        {
+            var key = Console.ReadKey(intercept: true);
+            if (key.Key == ConsoleKey.Enter) break;
+            if (key.Key == ConsoleKey.Backspace)
+            {
+                if (chars.Length > 0) chars.Length--;
+                continue;
+            }
+            if (key.KeyChar != '\0') chars.Append(key.KeyChar);
+        }
+        Console.WriteLine();
+        return chars.ToString();
+    }
+}
