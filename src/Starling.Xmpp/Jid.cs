@@ -431,7 +431,13 @@ public sealed class Jid : IEquatable<Jid>
             return null;
         }
 
-        unicode = Precis.ToNfc(unicode.ToLowerInvariant());
+        unicode = Precis.TryNormalize(unicode.ToLowerInvariant(), NormalizationForm.FormC) ?? "";
+        if (unicode.Length == 0)
+        {
+            error = "invalid domain";
+            return null;
+        }
+
         if (Encoding.UTF8.GetByteCount(unicode) > Precis.MaxPartOctets)
         {
             error = "domain too long";

@@ -83,8 +83,14 @@ internal static class Precis
 
             // Width mapping, case mapping (toLowerCase), NFC; then validate against IdentifierClass.
             string s = MapWidth(input);
-            s = s.ToLowerInvariant();
-            s = ToNfc(s);
+            string? nfc = TryNormalize(s.ToLowerInvariant(), NormalizationForm.FormC);
+            if (nfc is null)
+            {
+                error = "invalid character in localpart";
+                return null;
+            }
+
+            s = nfc;
             if (s.Length == 0)
             {
                 error = "empty localpart";
@@ -157,7 +163,13 @@ internal static class Precis
             if (error is not null)
                 return null;
 
-            string s = ToNfc(MapNonAsciiSpaces(input));
+            string? s = TryNormalize(MapNonAsciiSpaces(input), NormalizationForm.FormC);
+            if (s is null)
+            {
+                error = "invalid character in resource";
+                return null;
+            }
+
             error = Validate(s, identifier: false, Part);
             if (error is not null)
                 return null;
@@ -201,7 +213,18 @@ internal static class Precis
         return null;
     }
 
-    internal static string ToNfc(string s) => s.IsNormalized(NormalizationForm.FormC) ? s : s.Normalize(NormalizationForm.FormC);
+    /// <summary>NFC/NFKC; null when the runtime refuses the input (it throws on some noncharacters, which every profile disallows anyway).</summary>
+    internal static string? TryNormalize(string s, NormalizationForm form)
+    {
+        try
+        {
+            return s.IsNormalized(form) ? s : s.Normalize(form);
+        }
+        catch (ArgumentException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>RFC 8265 width mapping: fullwidth and halfwidth forms to their decompositions.</summary>
     private static string MapWidth(string s)
@@ -225,7 +248,7 @@ internal static class Precis
         {
             char c = s[i];
             if (IsWidthVariant(c))
-                sb.Append(c.ToString().Normalize(NormalizationForm.FormKC));
+                sb.Append(TryNormalize(c.ToString(), NormalizationForm.FormKC) ?? c.ToString());
             else
                 sb.Append(c);
         }
