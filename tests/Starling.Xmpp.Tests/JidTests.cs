@@ -237,6 +237,28 @@ public class JidTests
     }
 
     [Fact]
+    public void Normalisers_do_not_allocate_for_normalised_ascii()
+    {
+        string local = "juliet", domain = "example.com", resource = "balcony";
+        for (int i = 0; i < 3; i++)
+        {
+            Jid.TryNormalizeLocal(local, out _);
+            Jid.TryNormalizeDomain(domain, out _);
+            Jid.TryNormalizeResource(resource, out _);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 100; i++)
+        {
+            Jid.TryNormalizeLocal(local, out _);
+            Jid.TryNormalizeDomain(domain, out _);
+            Jid.TryNormalizeResource(resource, out _);
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
     public void ToString_of_normalised_input_is_the_input_and_cached()
     {
         string text = string.Concat("juliet@example.com", "/balcony");
