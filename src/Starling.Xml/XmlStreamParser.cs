@@ -471,7 +471,7 @@ public sealed class XmlStreamParser
                 _state = State.Bang;
                 return XmlStreamEvent.NeedMoreData;
             case (byte)'?':
-                if (!allowDeclaration || _depth != 0) return Fail(XmlStreamErrorCondition.RestrictedXml, "processing instructions are not allowed");
+                if (!allowDeclaration || (_depth != 0 && !_fragment)) return Fail(XmlStreamErrorCondition.RestrictedXml, "processing instructions are not allowed");
                 pos++;
                 _declaration ??= new byte[MaxDeclarationBytes];
                 _declarationLength = 0;
@@ -792,7 +792,7 @@ public sealed class XmlStreamParser
         if (decl.Length < 2 || decl[^2] != (byte)'?') return XmlStreamEvent.NeedMoreData; // a '>' inside the declaration
         var cond = CheckDeclaration(decl[..^2], out string detail);
         if (cond != XmlStreamErrorCondition.None) return Fail(cond, detail);
-        _state = State.Prolog;
+        _state = _fragment ? State.Content : State.Prolog;
         return XmlStreamEvent.NeedMoreData;
     }
 
