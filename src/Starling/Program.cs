@@ -124,7 +124,15 @@ public static class Program
         var cert = new Command("cert", "Certificate management.") { generate };
         root.Subcommands.Add(cert);
 
+        // --Section:Key=value config overrides reach every command; Overrides() rejects anything else.
+        AllowOverrides(root);
         return root;
+    }
+
+    private static void AllowOverrides(Command command)
+    {
+        command.TreatUnmatchedTokensAsErrors = false;
+        foreach (var sub in command.Subcommands) AllowOverrides(sub);
     }
 
     /// <summary>Config overrides are the unmatched --Section:Key=value tokens; anything else is a mistake.</summary>

@@ -33,7 +33,7 @@ public sealed class OfflineModule : IModule
     {
         if (!ShouldStore(message)) return true; // XEP-0085 §5.6 / XEP-0334: nothing worth keeping
         var from = message.GetAttribute("from");
-        var xml = XmlWriter.ToXmlString(message, parentNamespace: Namespaces.Client);
+        var xml = XmlWriter.ToXmlString(message, parentNamespace: null);
         if (await _context.Server.Storage.Offline.TryStoreAsync(bare.Domain, bare.Local!, xml, DateTimeOffset.UtcNow, _quota))
         {
             _context.Logger.LogDebug("stored offline message for {Jid} from {From}", bare, from);
