@@ -18,6 +18,13 @@ public sealed class XmlElement : XmlNode
         Namespace = ns;
     }
 
+    /// <summary>For the parser: sizes the attribute list exactly (no regrowth per stanza).</summary>
+    internal XmlElement(string name, string ns, int attributeCapacity)
+        : this(name, ns)
+    {
+        if (attributeCapacity > 0) _attributes = new List<XmlAttribute>(attributeCapacity);
+    }
+
     /// <summary>Local name (no prefix).</summary>
     public string Name { get; set; }
 

@@ -75,7 +75,7 @@ public sealed class XmlStreamParser
     private const int ShrinkAbove = 64 * 1024;
     private const int MaxEntityBytes = 16;
     private const int MaxDeclarationBytes = 512;
-    private const int MaxCachedValueLength = 16; // "chat", "get", "en", short JIDs; ids and bodies are not worth it
+    private const int MaxCachedValueLength = 48; // "chat", "get", "en", JIDs of the conversation; bodies are not worth it
 
     // Bytes that end a run of character data: '<', '&', '>' (for "]]>"), CR (normalised) and every C0
     // control except TAB and LF (not XML characters).
@@ -876,7 +876,7 @@ public sealed class XmlStreamParser
                 return Fail(XmlStreamErrorCondition.BadFormat, "the stream root is not <stream>");
         }
 
-        var element = new XmlElement(local, ns);
+        var element = new XmlElement(local, ns, count - declarations);
         for (int i = 0; i < count; i++)
         {
             ref var a = ref _attributes[i];

@@ -176,9 +176,9 @@ public class DifferentialTests
                 else if (kind == 1)
                 {
                     aPrefix = Pick(Prefixes);
-                    if (!scope.TryGetValue(aPrefix, out var existing) || decls.All(d => d.Prefix != aPrefix))
+                    // A prefix in scope (declared here or on an ancestor) is reused; otherwise it is declared here.
+                    if (!scope.TryGetValue(aPrefix, out var existing))
                     {
-                        if (decls.Any(d => d.Prefix == aPrefix)) continue;
                         existing = Pick(Namespaces);
                         if (existing.Length == 0) existing = "urn:attr";
                         decls.Add((aPrefix, existing));
