@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the .NET SDK: Debian's python3-slixmpp (the third-party client
+# library the interop tests drive). Idempotent; needs root (or sudo) only when something is missing.
+set -euo pipefail
+missing=()
+/usr/bin/python3 -c 'import slixmpp' >/dev/null 2>&1 || missing+=(python3-slixmpp)
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+echo "installing test dependencies: ${missing[*]}" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "need root to install: apt-get install -y ${missing[*]}" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
