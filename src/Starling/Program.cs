@@ -18,9 +18,16 @@ public static class Program
     public static async Task<int> Main(string[] args)
     {
         var root = BuildCommands();
+        // --Section:Key=value config overrides are taken out before parsing, so they never fill an argument slot.
+        var rest = new List<string>();
+        foreach (var arg in args)
+        {
+            if (IsOverride(arg)) s_overrides.Add(arg);
+            else rest.Add(arg);
+        }
         try
         {
-            return await root.Parse(args).InvokeAsync();
+            return await root.Parse(rest.ToArray()).InvokeAsync();
         }
         catch (Exception ex) when (ex is ConfigurationException or AdminException or ListenException or Server.Storage.StorageSchemaException)
         {
@@ -135,17 +142,23 @@ public static class Program
         foreach (var sub in command.Subcommands) AllowOverrides(sub);
     }
 
-    /// <summary>Config overrides are the unmatched --Section:Key=value tokens; anything else is a mistake.</summary>
+    private static readonly List<string> s_overrides = [];
+
+    private static readonly string[] s_ownOptions = ["--config", "--password-stdin", "--force", "--help", "--version"];
+
+    private static bool IsOverride(string arg)
+    {
+        if (!arg.StartsWith("--", StringComparison.Ordinal)) return false;
+        int eq = arg.IndexOf('=', StringComparison.Ordinal);
+        return eq > 2 && !s_ownOptions.Contains(arg[..eq]);
+    }
+
+    /// <summary>The --Section:Key=value overrides; any other unmatched token is a mistake, said in one line.</summary>
     private static string[] Overrides(ParseResult p)
     {
-        var list = new List<string>();
         foreach (var token in p.UnmatchedTokens)
-        {
-            if (!token.StartsWith("--", StringComparison.Ordinal) || !token.Contains('=', StringComparison.Ordinal))
-                throw new AdminException($"unexpected argument '{token}' (config overrides are written --Section:Key=value; see `starling --help`)");
-            list.Add(token);
-        }
-        return [.. list];
+            throw new AdminException($"unexpected argument '{token}' (config overrides are written --Section:Key=value; see `starling --help`)");
+        return [.. s_overrides];
     }
 
     private static LoadedConfiguration LoadConfig(ParseResult p) =>
