@@ -8,11 +8,19 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 bash scripts/install-test-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
 results="$root/TestResults"
 rm -rf "$results"
-dotnet test Starling.sln -c Release --logger "trx" --results-directory "$results" "$@"
-status=$?
+status=0
+if ! dotnet build Starling.sln -c Release --nologo -v quiet; then
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+# One results folder per test project, so no report can overwrite another's.
+for project in tests/*/*.csproj; do
+  name=$(basename "$project" .csproj)
+  dotnet test "$project" -c Release --no-build --nologo --logger trx --results-directory "$results/$name" "$@" || status=$?
+done
 passed=0; failed=0
 shopt -s nullglob
-for trx in "$results"/*.trx; do
+for trx in "$results"/*/*.trx; do
   counters=$(grep -o '<Counters [^>]*>' "$trx" | head -1)
   p=$(sed -n 's/.* passed="\([0-9]*\)".*/\1/p' <<<"$counters")
   f=$(sed -n 's/.* failed="\([0-9]*\)".*/\1/p' <<<"$counters")
