@@ -94,6 +94,28 @@ public static class Program
         }));
         root.Subcommands.Add(deluser);
 
+        var importFile = new Argument<string>("file") { Description = "Lines of user,password (user@host, or a user name with --host); '-' reads standard input." };
+        var importHost = new Option<string?>("--host") { Description = "Host for lines that give only a user name." };
+        var iterations = new Option<int>("--iterations") { Description = "SCRAM iteration count (default 4096, the minimum RFC 7677 recommends).", DefaultValueFactory = _ => Xmpp.Sasl.ScramCredential.DefaultIterations };
+        var import = new Command("import-users", "Create many accounts from a file (existing accounts are left unchanged).") { importFile, importHost, iterations };
+        import.SetAction((p, ct) => RunGuarded(p, async () =>
+        {
+            var (config, admin, storage) = await OpenAdminAsync(p);
+            await using var _ = storage;
+            var path = p.GetValue(importFile)!;
+            var n = p.GetValue(iterations);
+            if (n < 1) throw new AdminException("--iterations must be at least 1");
+            if (n < Xmpp.Sasl.ScramCredential.DefaultIterations) Console.Error.WriteLine($"warning: {n} iterations is below the 4096 RFC 7677 recommends");
+            using TextReader reader = path == "-" ? Console.In : OpenText(path);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var (created, existing) = await admin.ImportAsync(reader, p.GetValue(importHost), n,
+                done => Console.Error.Write($"\r{done} accounts processed ({done / Math.Max(clock.Elapsed.TotalSeconds, 0.001):F0}/s)"));
+            Console.Error.WriteLine();
+            Console.WriteLine($"imported {created} accounts ({existing} already existed) in {clock.Elapsed.TotalSeconds:F1} s");
+            return 0;
+        }));
+        root.Subcommands.Add(import);
+
         var hostArg = new Argument<string?>("host") { Description = "Only this host (default: all hosts)", Arity = ArgumentArity.ZeroOrOne };
         var users = new Command("users", "List accounts.") { hostArg };
         users.SetAction((p, ct) => RunGuarded(p, async () =>
@@ -144,7 +166,7 @@ public static class Program
 
     private static readonly List<string> s_overrides = [];
 
-    private static readonly string[] s_ownOptions = ["--config", "--password-stdin", "--force", "--help", "--version"];
+    private static readonly string[] s_ownOptions = ["--config", "--password-stdin", "--force", "--help", "--version", "--host", "--iterations"];
 
     private static bool IsOverride(string arg)
     {
@@ -171,6 +193,18 @@ public static class Program
         var storage = new SqliteStorage(config.DatabasePath);
         await storage.MigrateAsync();
         return (config, new AccountAdmin(config, storage), storage);
+    }
+
+    private static StreamReader OpenText(string path)
+    {
+        try
+        {
+            return new StreamReader(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new AdminException($"cannot read {path}: {ex.Message}");
+        }
     }
 
     private static async Task<int> RunGuarded(ParseResult p, Func<Task<int>> action)

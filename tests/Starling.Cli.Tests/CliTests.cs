@@ -139,6 +139,29 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public async Task Import_users_creates_accounts_and_skips_existing_ones()
+    {
+        Assert.Equal(0, (await RunAsync("old\n", "adduser", "u2@localhost", "--password-stdin")).Exit);
+        var file = Path.Combine(_dir.FullName, "users.csv");
+        await File.WriteAllTextAsync(file, "# user,password\nu1,p1\nu2@localhost,p2\nU3,p,with,commas\n");
+        var (exit, stdout, stderr) = await RunAsync(null, "import-users", file, "--host", "localhost");
+        Assert.True(exit == 0, stderr);
+        Assert.Contains("imported 2 accounts (1 already existed)", stdout, StringComparison.Ordinal);
+        Assert.Equal(["u1@localhost", "u2@localhost", "u3@localhost"], (await RunAsync(null, "users")).Out.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public async Task Import_users_with_a_bad_line_writes_nothing_and_names_the_line()
+    {
+        var (exit, _, stderr) = await RunAsync("a,1\nb@nowhere.example,2\n", "import-users", "-", "--host", "localhost");
+        Assert.Equal(1, exit);
+        Assert.Contains("line 2: host 'nowhere.example' is not served", stderr, StringComparison.Ordinal);
+        Assert.Equal("", (await RunAsync(null, "users")).Out.Trim());
+        var noHost = await RunAsync("a,1\n", "import-users", "-");
+        Assert.Contains("line 1: 'a' has no host", noHost.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_annotated_example_config_is_valid()
     {
         var root = new DirectoryInfo(AppContext.BaseDirectory);
