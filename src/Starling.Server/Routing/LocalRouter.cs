@@ -180,10 +180,15 @@ public sealed class LocalRouter : IRouter
         }
         if (handler is null)
         {
-            if (address == IqAddress.Bare && !await _server.AccountExistsAsync(to))
-                Bounce(stanza, from, to, StanzaErrorCondition.ServiceUnavailable);
+            // RFC 6120 §8.3.3.3: a namespace the server knows, asked with a type it does not support (e.g. an iq-set
+            // ping) is feature-not-implemented; an unknown namespace is service-unavailable (§8.4).
+            var other = iqType == IqType.Get ? IqType.Set : IqType.Get;
+            bool known = _server.Modules.FindIqHandler(other, address, payload.Namespace) is not null
+                || (!explicitTo && address == IqAddress.Self && _server.Modules.FindIqHandler(other, IqAddress.Host, payload.Namespace) is not null);
+            if (known)
+                Bounce(stanza, from, explicitTo ? to : null, StanzaErrorCondition.FeatureNotImplemented, $"iq of type {type} is not supported for {payload.Namespace}");
             else
-                Bounce(stanza, from, to, StanzaErrorCondition.ServiceUnavailable);
+                Bounce(stanza, from, explicitTo ? to : null, StanzaErrorCondition.ServiceUnavailable);
             return;
         }
 
