@@ -192,7 +192,8 @@ public static class StarlingConfiguration
             if (string.IsNullOrWhiteSpace(h.Certificate) != string.IsNullOrWhiteSpace(h.Key))
                 errors.Add($"Hosts:{i} ({normalized}): set both Certificate and Key, or neither (a self-signed pair is generated)");
         }
-        if (o.C2s.Port is < 1 or > 65535) errors.Add($"C2s:Port {o.C2s.Port} is not a TCP port (1-65535)");
+        // 0 asks the OS for a free port (StarlingHost.C2sEndPoints reports the one bound); tests rely on it.
+        if (o.C2s.Port is < 0 or > 65535) errors.Add($"C2s:Port {o.C2s.Port} is not a TCP port (1-65535, or 0 for any free port)");
         foreach (var a in o.C2s.Addresses)
         {
             if (!IPAddress.TryParse(a, out _)) errors.Add($"C2s:Addresses: '{a}' is not an IP address");
