@@ -84,4 +84,20 @@ public sealed class PresenceTests
         await client.SendPresenceAsync(127);
         await client.SendPresenceAsync(-128);
     }
+
+    [Fact]
+    public async Task Directed_presence_reaches_the_full_jid_and_is_followed_by_unavailable_on_disconnect()
+    {
+        await using var server = await TestServer.StartAsync();
+        await server.AddUserAsync("alice");
+        await server.AddUserAsync("bob");
+        var bob = await server.LoginAsync("bob", "b");
+        var alice = await server.LoginAsync("alice", "a");
+        await alice.SendAsync("<presence to='bob@localhost/b'><status>just for you</status></presence>");
+        var directed = await bob.ExpectAsync(e => IsPresenceFrom(e, "alice@localhost/a"), "the directed presence");
+        Assert.Equal("just for you", directed.ElementText("status", "jabber:client"));
+        alice.Abort();
+        // RFC 6121 §4.6.3: whoever got directed presence learns when the sender goes offline.
+        await bob.ExpectAsync(e => IsPresenceFrom(e, "alice@localhost/a", "unavailable"), "unavailable presence after the disconnect");
+    }
 }

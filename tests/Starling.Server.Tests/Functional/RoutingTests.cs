@@ -225,4 +225,66 @@ public sealed class RoutingTests
         await alice.SyncAsync();
         alice.AssertNoPending(e => e.GetAttribute("id") == "e1", "an answer to an error");
     }
+
+    [Fact]
+    public async Task Groupchat_message_to_a_bare_jid_gets_service_unavailable()
+    {
+        await using var server = await StartWithUsersAsync();
+        var bob = await server.LoginAsync("bob", "b");
+        var alice = await server.LoginAsync("alice", "a");
+        await alice.SendAsync("<message to='bob@localhost' type='groupchat' id='g1'><body>room?</body></message>");
+        await alice.ExpectStanzaErrorAsync("message", "g1", "service-unavailable");
+        await bob.SyncAsync();
+        bob.AssertNoPending(e => e.GetAttribute("id") == "g1", "a groupchat message delivered to a bare JID");
+    }
+
+    [Fact]
+    public async Task Chat_message_to_the_server_itself_gets_service_unavailable()
+    {
+        await using var server = await StartWithUsersAsync();
+        var alice = await server.LoginAsync("alice", "a");
+        await alice.SendAsync("<message to='localhost' type='chat' id='s1'><body>hello server</body></message>");
+        await alice.ExpectStanzaErrorAsync("message", "s1", "service-unavailable");
+    }
+
+    [Fact]
+    public async Task Priority_update_changes_which_resource_gets_bare_jid_messages()
+    {
+        await using var server = await StartWithUsersAsync();
+        var low = await server.LoginAsync("bob", "low", priority: 1);
+        var high = await server.LoginAsync("bob", "high", priority: 5);
+        await high.SendPresenceAsync(0);
+        var alice = await server.LoginAsync("alice", "a");
+        await alice.SendAsync("<message to='bob@localhost' type='chat'><body>moved</body></message>");
+        await low.ExpectAsync(e => IsMessage(e, "moved"), "the message on the now highest-priority resource");
+        await alice.SyncAsync();
+        await high.SyncAsync();
+        high.AssertNoPending(e => IsMessage(e, "moved"), "the message on the lowered resource");
+    }
+
+    [Fact]
+    public async Task Resource_that_sent_unavailable_gets_no_bare_jid_messages_and_receives_them_when_available_again()
+    {
+        await using var server = await StartWithUsersAsync();
+        var bob = await server.LoginAsync("bob", "b");
+        await bob.SendAsync("<presence type='unavailable'/>");
+        await bob.SyncAsync();
+        var alice = await server.LoginAsync("alice", "a");
+        await alice.SendAsync("<message to='bob@localhost' type='chat'><body>while away</body></message>");
+        await alice.SyncAsync();
+        await bob.SyncAsync();
+        bob.AssertNoPending(e => IsMessage(e, "while away"), "a message while unavailable");
+        await bob.SendPresenceAsync();
+        var message = await bob.ExpectAsync(e => IsMessage(e, "while away"), "the stored message");
+        Assert.NotNull(message.Element("delay", "urn:xmpp:delay"));
+    }
+
+    [Fact]
+    public async Task Unknown_jabber_client_element_after_bind_gets_unsupported_stanza_type()
+    {
+        await using var server = await StartWithUsersAsync();
+        var alice = await server.LoginAsync("alice", "a");
+        await alice.SendAsync("<note>not a stanza</note>");
+        await alice.ExpectStreamErrorAsync("unsupported-stanza-type");
+    }
 }

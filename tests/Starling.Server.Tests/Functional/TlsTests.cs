@@ -146,4 +146,30 @@ public sealed class TlsTests
         var outcome = await client.ExpectSaslAsync();
         Assert.Equal("failure", outcome.Name);
     }
+
+    [Fact]
+    public async Task Starttls_after_authentication_fails_and_closes_the_stream()
+    {
+        await using var server = await TestServer.StartAsync();
+        await server.AddUserAsync("alice");
+        var client = await server.ConnectAsync();
+        await client.OpenStreamAsync();
+        await client.AuthenticateScramAsync("alice", TestServer.Password);
+        await client.SendAsync("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        // RFC 6120 §5.4.2.2: <failure/>, then the stream is closed.
+        await client.ExpectAsync("failure", Namespaces.Tls);
+        await client.ExpectClosedAsync();
+    }
+
+    [Fact]
+    public async Task Starttls_twice_fails_and_closes_the_stream()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.OpenStreamAsync();
+        await client.StartTlsAsync();
+        await client.SendAsync("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+        await client.ExpectAsync("failure", Namespaces.Tls);
+        await client.ExpectClosedAsync();
+    }
 }
