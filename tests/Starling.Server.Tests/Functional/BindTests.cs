@@ -112,4 +112,35 @@ public sealed class BindTests
         Assert.Null(features.Element("mechanisms", Namespaces.Sasl));
         Assert.Null(features.Element("starttls", Namespaces.Tls));
     }
+
+    [Fact]
+    public async Task Binding_more_than_MaxResourcesPerUser_gets_resource_constraint()
+    {
+        await using var server = await TestServer.StartAsync("--Limits:MaxResourcesPerUser=1");
+        await server.AddUserAsync("alice");
+        await server.LoginAsync("alice", "one");
+        var second = await server.ConnectAsync();
+        await second.OpenStreamAsync();
+        await second.AuthenticateScramAsync("alice", TestServer.Password);
+        var iq = await second.TryBindAsync("two");
+        XmppTestClient.AssertStanzaError(iq, "resource-constraint", "wait");
+    }
+
+    [Fact]
+    public async Task Username_is_case_mapped_at_login()
+    {
+        await using var server = await TestServer.StartAsync();
+        await server.AddUserAsync("alice");
+        var client = await server.ConnectAsync();
+        Assert.Equal("alice@localhost/r", await client.LoginAsync("ALICE", TestServer.Password, "r"));
+    }
+
+    [Fact]
+    public async Task Username_with_scram_special_characters_logs_in()
+    {
+        await using var server = await TestServer.StartAsync();
+        await server.AddUserAsync("o,brien=x");
+        var client = await server.ConnectAsync();
+        Assert.Equal("o,brien=x@localhost/r", await client.LoginAsync("o,brien=x", TestServer.Password, "r"));
+    }
 }

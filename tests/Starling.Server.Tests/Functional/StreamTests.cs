@@ -196,4 +196,34 @@ public sealed class StreamTests
         await client.SendBytesAsync([.. Encoding.UTF8.GetBytes("<message><body>"), 0xC3, 0x28, .. Encoding.UTF8.GetBytes("</body></message>")]);
         await client.ExpectStreamErrorAsync("not-well-formed");
     }
+
+    [Fact]
+    public async Task Higher_minor_version_is_answered_with_1_0()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.SendStreamHeaderAsync(TestServer.Domain, version: "1.1");
+        await client.ExpectHeaderAsync();
+        Assert.Equal("1.0", client.StreamHeader!.GetAttribute("version"));
+        await client.ExpectAsync("features", Namespaces.Streams);
+    }
+
+    [Fact]
+    public async Task Encoding_other_than_utf8_gets_unsupported_encoding()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.SendAsync("<?xml version='1.0' encoding='ISO-8859-1'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>");
+        await client.ExpectStreamErrorAsync("unsupported-encoding");
+    }
+
+    [Fact]
+    public async Task Host_name_in_the_header_is_normalized()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectAsync();
+        await client.SendStreamHeaderAsync("LocalHost");
+        await client.ExpectHeaderAsync();
+        Assert.Equal("localhost", client.StreamHeader!.GetAttribute("from"));
+    }
 }
