@@ -192,6 +192,7 @@ public static class StarlingConfiguration
             if (string.IsNullOrWhiteSpace(h.Certificate) != string.IsNullOrWhiteSpace(h.Key))
                 errors.Add($"Hosts:{i} ({normalized}): set both Certificate and Key, or neither (a self-signed pair is generated)");
         }
+        // 0 asks the OS for a free port (StarlingHost.C2sEndPoints reports the one bound); tests rely on it.
         if (o.C2s.Port is < 0 or > 65535) errors.Add($"C2s:Port {o.C2s.Port} is not a TCP port (1-65535, or 0 for any free port)");
         foreach (var a in o.C2s.Addresses)
         {

@@ -131,7 +131,8 @@ public sealed class C2sSession : XmppStream
     {
         var features = new XmlElement("features", Namespaces.Streams);
         bool tlsAvailable = Server.Certificates.Get(_host!.Name) is not null;
-        if (!IsSecure && tlsAvailable)
+        // RFC 6120 §5.3.1: TLS is negotiated before SASL; after authentication STARTTLS is refused (HandleTls), so not offered.
+        if (!IsSecure && tlsAvailable && !_authenticated)
         {
             var starttls = features.AddElement("starttls", Namespaces.Tls);
             if (_host.RequireEncryption) starttls.AddElement("required");
