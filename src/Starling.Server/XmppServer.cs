@@ -16,7 +16,7 @@ namespace Starling.Server;
 /// </summary>
 public sealed class XmppServer : IAsyncDisposable
 {
-    private readonly HashSet<string> _hosts;
+    private readonly Dictionary<string, Jid> _hosts;
     private readonly Timer _timer;
 
     private XmppServer(LoadedConfiguration config, IStorage storage, CertificateManager certificates, ILoggerFactory loggerFactory)
@@ -26,7 +26,7 @@ public sealed class XmppServer : IAsyncDisposable
         Certificates = certificates;
         LoggerFactory = loggerFactory;
         Log = loggerFactory.CreateLogger<XmppServer>();
-        _hosts = new HashSet<string>(config.Options.Hosts.Select(h => h.Name), StringComparer.Ordinal);
+        _hosts = config.Options.Hosts.ToDictionary(h => h.Name, h => Jid.Create(null, h.Name), StringComparer.Ordinal);
         XmlTrace = config.Options.Log.Xml;
         XmlLimits = new XmlLimits
         {
@@ -83,7 +83,10 @@ public sealed class XmppServer : IAsyncDisposable
         return server;
     }
 
-    public bool IsLocalHost(string domain) => _hosts.Contains(domain);
+    public bool IsLocalHost(string domain) => _hosts.ContainsKey(domain);
+
+    /// <summary>The JID of a domain (a local host's is cached; others are parsed).</summary>
+    public Jid HostJid(string domain) => _hosts.TryGetValue(domain, out var jid) ? jid : Jid.Create(null, domain);
 
     /// <summary>True if the bare JID names an account on a local host.</summary>
     public async ValueTask<bool> AccountExistsAsync(Jid bare)

@@ -9,7 +9,6 @@ namespace Starling.Xml;
 internal sealed class StringCache
 {
     private const int SeededSize = 512; // powers of two
-    private const int ValueSize = 256;
 
     /// <summary>Longest string worth caching; longer ones (ids, bodies) are rarely repeated.</summary>
     public const int MaxCachedLength = 64;
@@ -41,14 +40,17 @@ internal sealed class StringCache
 
     private static readonly string?[] Seeded = BuildSeeded();
 
-    private readonly string?[] _entries;
-    private readonly int _mask;
+    // Connection-local strings (the JIDs of this conversation, ids of repeated shapes): small, allocated on first miss,
+    // so an idle connection pays 64 references at most (memory per idle session is a target, see docs/benchmarks.md).
+    private const int LocalSize = 64;
 
-    /// <param name="seeded">Start with XMPP's common names, values and namespaces (else: an empty, smaller table).</param>
+    private readonly bool _seeded;
+    private string?[]? _local;
+
+    /// <param name="seeded">Look in the shared table of XMPP's common names, values and namespaces first.</param>
     public StringCache(bool seeded)
     {
-        _entries = seeded ? (string?[])Seeded.Clone() : new string?[ValueSize];
-        _mask = _entries.Length - 1;
+        _seeded = seeded;
     }
 
     private static string?[] BuildSeeded()
@@ -66,7 +68,15 @@ internal sealed class StringCache
     {
         if (value.IsEmpty) return string.Empty;
         if (value.Length > MaxCachedLength) return value.ToString();
-        ref var slot = ref _entries[string.GetHashCode(value) & _mask];
+        int hash = string.GetHashCode(value);
+        if (_seeded)
+        {
+            // The shared table is never written after start-up, so reading it needs no lock.
+            var common = Seeded[hash & (SeededSize - 1)];
+            if (common is not null && value.SequenceEqual(common)) return common;
+        }
+        _local ??= new string?[LocalSize];
+        ref var slot = ref _local[hash & (LocalSize - 1)];
         var cached = slot;
         if (cached is not null && value.SequenceEqual(cached)) return cached;
         var s = value.ToString();

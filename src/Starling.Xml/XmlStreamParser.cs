@@ -70,9 +70,9 @@ public sealed class XmlStreamParser
         public int ValueLength;
     }
 
-    private const int InitialTextBuffer = 1024;
-    private const int InitialTagBuffer = 512;
-    private const int ShrinkAbove = 64 * 1024;
+    private const int InitialTextBuffer = 256;
+    private const int InitialTagBuffer = 256;
+    private const int ShrinkAbove = 8 * 1024;
     private const int MaxEntityBytes = 16;
     private const int MaxDeclarationBytes = 512;
     private const int MaxCachedValueLength = 48; // "chat", "get", "en", JIDs of the conversation; bodies are not worth it
@@ -131,7 +131,7 @@ public sealed class XmlStreamParser
     private int _nameBytes;
     private int _elementNameLength;
     private int _elementColon;
-    private RawAttribute[] _attributes = new RawAttribute[8];
+    private RawAttribute[] _attributes = new RawAttribute[6];
     private int _attributeCount;
     private bool _sawSpace;
     private bool _quoteIsDouble;
@@ -140,12 +140,12 @@ public sealed class XmlStreamParser
     private int _bangMatched;
 
     // Open elements (index 0 is the root) and namespace bindings in scope.
-    private XmlElement?[] _elements = new XmlElement?[16];
-    private string?[] _prefixes = new string?[16];
-    private string[] _locals = new string[16];
-    private int[] _nsMarks = new int[16];
-    private string[] _nsPrefixes = new string[16];
-    private string[] _nsUris = new string[16];
+    private XmlElement?[] _elements = new XmlElement?[8];
+    private string?[] _prefixes = new string?[8];
+    private string[] _locals = new string[8];
+    private int[] _nsMarks = new int[8];
+    private string[] _nsPrefixes = new string[8];
+    private string[] _nsUris = new string[8];
     private int _nsCount;
 
     public XmlStreamParser(XmlLimits? limits = null)
@@ -1307,7 +1307,7 @@ public sealed class XmlStreamParser
         int size = Math.Max(buffer.Length * 2, length + extra);
         var bigger = ArrayPool<char>.Shared.Rent(size);
         buffer.AsSpan(0, length).CopyTo(bigger);
-        if (buffer.Length > InitialTextBuffer) ArrayPool<char>.Shared.Return(buffer);
+        if (buffer.Length > InitialTagBuffer && buffer.Length > InitialTextBuffer) ArrayPool<char>.Shared.Return(buffer);
         buffer = bigger;
     }
 

@@ -176,7 +176,7 @@ public sealed class LocalRouter : IRouter
             // No 'to': served by the server for the account (RFC 6120 §10.3.3), falling back to the server's own handlers
             // (e.g. a ping without 'to', as Profanity sends).
             handler = _server.Modules.FindIqHandler(iqType, IqAddress.Host, payload.Namespace);
-            if (handler is not null) to = new JidBox(from.Domain).Jid;
+            if (handler is not null) to = _server.HostJid(from.Domain);
         }
         if (handler is null)
         {
@@ -229,7 +229,7 @@ public sealed class LocalRouter : IRouter
     public ValueTask SendToAsync(XmlElement stanza, Jid to)
     {
         var fromText = stanza.GetAttribute("from");
-        var from = fromText is not null && Jid.TryParse(fromText, out var f) ? f : new JidBox(to.Domain).Jid;
+        var from = fromText is not null && Jid.TryParse(fromText, out var f) ? f : _server.HostJid(to.Domain);
         return RouteAsync(stanza, from, to);
     }
 
@@ -247,11 +247,5 @@ public sealed class LocalRouter : IRouter
         }
         // The sender's resource is gone: RFC 6121 §8.5.3.2.1 has errors to absent resources ignored.
         _log.LogDebug("bounced {Kind} from {From} to {To}: {Condition}", stanza.Name, from, to, condition);
-    }
-
-    /// <summary>Parses a domain JID that is already known to be valid.</summary>
-    private readonly struct JidBox(string domain)
-    {
-        public Jid Jid { get; } = Jid.Create(null, domain);
     }
 }

@@ -576,7 +576,7 @@ public sealed class C2sSession : XmppStream
             var type = stanza.GetAttribute("type") ?? "normal";
             if (type is "groupchat" or "error" or "headline") continue;
             var fromText = stanza.GetAttribute("from");
-            var from = fromText is not null && Xmpp.Jid.TryParse(fromText, out var f) ? f : Xmpp.Jid.Create(null, jid.Domain);
+            var from = fromText is not null && Xmpp.Jid.TryParse(fromText, out var f) ? f : Server.HostJid(jid.Domain);
             await Server.Router.DeliverToBareAsync(stanza, from, jid.Bare, type);
         }
     }
