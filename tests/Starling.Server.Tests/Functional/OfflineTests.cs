@@ -6,20 +6,10 @@ namespace Starling.Server.Tests.Functional;
 /// <summary>XEP-0160 offline messages with XEP-0203 delay stamps, and the offline quota.</summary>
 public sealed class OfflineTests
 {
-    private static bool IsMessage(XmlElement e, string body) => e.Name == "message" && e.ElementText("body", "jabber:client") == body;
-
-    private static async Task<TestServer> StartWithUsersAsync(params string[] extra)
-    {
-        var server = await TestServer.StartAsync(extra);
-        await server.AddUserAsync("alice");
-        await server.AddUserAsync("bob");
-        return server;
-    }
-
     [Fact]
     public async Task Message_to_offline_bare_jid_is_stored_and_delivered_with_delay_in_order_and_only_once()
     {
-        await using var server = await StartWithUsersAsync();
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
         var alice = await server.LoginAsync("alice", "a");
         var before = DateTimeOffset.UtcNow.AddSeconds(-1);
         for (int i = 1; i <= 3; i++)
@@ -57,45 +47,45 @@ public sealed class OfflineTests
     [Fact]
     public async Task Offline_messages_go_to_the_first_non_negative_resource_only()
     {
-        await using var server = await StartWithUsersAsync();
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
         var alice = await server.LoginAsync("alice", "a");
         await alice.SendAsync("<message to='bob@localhost' type='chat'><body>once</body></message>");
         await alice.SyncAsync();
         var first = await server.LoginAsync("bob", "one");
-        await first.ExpectAsync(e => IsMessage(e, "once"), "the stored message");
+        await first.ExpectAsync(e => TestServer.IsMessage(e, "once"), "the stored message");
         var second = await server.LoginAsync("bob", "two");
         await second.SyncAsync();
-        second.AssertNoPending(e => IsMessage(e, "once"), "the stored message again");
+        second.AssertNoPending(e => TestServer.IsMessage(e, "once"), "the stored message again");
     }
 
     [Fact]
     public async Task Message_to_a_gone_full_jid_goes_to_another_online_resource_of_the_account()
     {
-        await using var server = await StartWithUsersAsync();
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
         var phone = await server.LoginAsync("bob", "phone");
         var alice = await server.LoginAsync("alice", "a");
         await alice.SendAsync("<message to='bob@localhost/laptop' type='chat'><body>redirected</body></message>");
-        var message = await phone.ExpectAsync(e => IsMessage(e, "redirected"), "the message");
+        var message = await phone.ExpectAsync(e => TestServer.IsMessage(e, "redirected"), "the message");
         Assert.Null(message.Element("delay", "urn:xmpp:delay"));
     }
 
     [Fact]
     public async Task Message_to_a_gone_full_jid_of_an_offline_account_is_stored()
     {
-        await using var server = await StartWithUsersAsync();
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
         var alice = await server.LoginAsync("alice", "a");
         await alice.SendAsync("<message to='bob@localhost/laptop' type='chat' id='m1'><body>kept</body></message>");
         await alice.SyncAsync();
         alice.AssertNoPending(e => e.GetAttribute("type") == "error", "an error");
         var bob = await server.LoginAsync("bob", "phone");
-        var message = await bob.ExpectAsync(e => IsMessage(e, "kept"), "the stored message");
+        var message = await bob.ExpectAsync(e => TestServer.IsMessage(e, "kept"), "the stored message");
         Assert.NotNull(message.Element("delay", "urn:xmpp:delay"));
     }
 
     [Fact]
     public async Task Offline_quota_full_bounces_service_unavailable_and_keeps_the_earlier_messages()
     {
-        await using var server = await StartWithUsersAsync("--Limits:OfflineQuota=2");
+        await using var server = await TestServer.StartWithAliceAndBobAsync("--Limits:OfflineQuota=2");
         var alice = await server.LoginAsync("alice", "a");
         for (int i = 1; i <= 3; i++)
             await alice.SendAsync($"<message to='bob@localhost' type='chat' id='m{i}'><body>quota {i}</body></message>");
@@ -104,16 +94,16 @@ public sealed class OfflineTests
         alice.AssertNoPending(e => e.GetAttribute("type") == "error", "an error for a message within the quota");
 
         var bob = await server.LoginAsync("bob", "b");
-        await bob.ExpectAsync(e => IsMessage(e, "quota 1"), "the first message");
-        await bob.ExpectAsync(e => IsMessage(e, "quota 2"), "the second message");
+        await bob.ExpectAsync(e => TestServer.IsMessage(e, "quota 1"), "the first message");
+        await bob.ExpectAsync(e => TestServer.IsMessage(e, "quota 2"), "the second message");
         await bob.SyncAsync();
-        bob.AssertNoPending(e => IsMessage(e, "quota 3"), "the message over quota");
+        bob.AssertNoPending(e => TestServer.IsMessage(e, "quota 3"), "the message over quota");
     }
 
     [Fact]
     public async Task Chat_state_only_message_to_offline_user_is_neither_stored_nor_bounced()
     {
-        await using var server = await StartWithUsersAsync();
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
         var alice = await server.LoginAsync("alice", "a");
         await alice.SendAsync("<message to='bob@localhost' type='chat' id='cs1'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>");
         await alice.SendAsync("<message to='bob@localhost' type='chat' id='m2'><body>real</body><active xmlns='http://jabber.org/protocol/chatstates'/></message>");
@@ -121,7 +111,7 @@ public sealed class OfflineTests
         alice.AssertNoPending(e => e.GetAttribute("type") == "error", "an error");
 
         var bob = await server.LoginAsync("bob", "b");
-        await bob.ExpectAsync(e => IsMessage(e, "real"), "the message with a body");
+        await bob.ExpectAsync(e => TestServer.IsMessage(e, "real"), "the message with a body");
         await bob.SyncAsync();
         bob.AssertNoPending(e => e.GetAttribute("id") == "cs1", "the stored chat state");
     }
@@ -129,7 +119,7 @@ public sealed class OfflineTests
     [Fact]
     public async Task Message_with_no_store_hint_is_not_stored()
     {
-        await using var server = await StartWithUsersAsync();
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
         var alice = await server.LoginAsync("alice", "a");
         await alice.SendAsync("<message to='bob@localhost' type='chat' id='ns1'><body>ephemeral</body><no-store xmlns='urn:xmpp:hints'/></message>");
         await alice.SyncAsync();
@@ -141,7 +131,7 @@ public sealed class OfflineTests
     [Fact]
     public async Task Headline_to_offline_user_is_not_stored()
     {
-        await using var server = await StartWithUsersAsync();
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
         var alice = await server.LoginAsync("alice", "a");
         await alice.SendAsync("<message to='bob@localhost' type='headline' id='h1'><body>news</body></message>");
         await alice.SyncAsync();

@@ -4,6 +4,8 @@ using Starling.Server.Configuration;
 using Starling.Server.Hosting;
 using Starling.Server.Tls;
 
+using Starling.Xml;
+
 namespace Starling.Server.Tests.Functional;
 
 /// <summary>
@@ -45,6 +47,18 @@ public sealed class TestServer : IAsyncDisposable
     /// Starts a server. Defaults: host "localhost" without mandatory TLS, warnings-only logging to nowhere.
     /// <paramref name="extra"/> are further --Key=Value overrides; later ones win.
     /// </summary>
+    /// <summary>A server with the accounts alice and bob (see <see cref="AddUserAsync"/> for their passwords).</summary>
+    public static async Task<TestServer> StartWithAliceAndBobAsync(params string[] extra)
+    {
+        var server = await StartAsync(extra);
+        await server.AddUserAsync("alice");
+        await server.AddUserAsync("bob");
+        return server;
+    }
+
+    /// <summary>A message whose body is <paramref name="body"/>.</summary>
+    public static bool IsMessage(XmlElement e, string body) => e.Name == "message" && e.ElementText("body", "jabber:client") == body;
+
     public static async Task<TestServer> StartAsync(params string[] extra)
     {
         var directory = Path.Combine(Path.GetTempPath(), "starling-ft-" + Guid.NewGuid().ToString("N"));
