@@ -284,7 +284,7 @@ internal static class ChatScenario
             .Set("loadgen_cpu_pct", selfCpu.TotalSeconds / sendSeconds * 100)
             .Set("dropped_connections", driver.ConnectedDropped());
         if (memory.Enabled)
-            line.Set("server_cpu_pct", serverCpu * 100.0 / ServerMemory.ClockTicksPerSecond / sendSeconds)
+            line.Set("server_pids", string.Join(",", memory.Pids)).Set("server_cpu_pct", serverCpu * 100.0 / ServerMemory.ClockTicksPerSecond / sendSeconds)
                 .Set("server_rss_mb", memory.SampleRssBytes() / (1024.0 * 1024.0));
         return line;
     }
