@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+
+namespace Starling.Load;
+
+/// <summary>Exit codes: 0 ran (even with some failures), 2 usage, 3 setup failure (nothing could log in / connect).</summary>
+internal static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int Usage = 2;
+    public const int SetupFailure = 3;
+}
+
+internal static class Scenarios
+{
+    private const double Mb = 1024.0 * 1024.0;
+
+    private static ResultLine Header(string scenario, LoadOptions o)
+    {
+        var line = new ResultLine(scenario);
+        if (o.Label is not null) line.Set("label", o.Label);
+        return line.Set("server", $"{o.Host}:{o.Port}").Set("domain", o.Domain).Set("users", o.Users)
+            .Set("concurrency", o.Concurrency).Set("mechanism", o.Mechanism).Set("tls", o.Tls == TlsMode.StartTls ? "starttls" : "none")
+            .Set("source_addresses", o.EffectiveSourceAddresses);
+    }
+
+    private static int SetupFailed(LoginRun run)
+    {
+        Reporter.Progress("setup failure: no user could log in; reasons: "
+            + string.Join(", ", run.FailureMap.OrderByDescending(p => p.Value).Select(p => $"{p.Key}={p.Value}")));
+        return ExitCodes.SetupFailure;
+    }
+
+    /// <summary>`login`: N logins with concurrency C; logins/s, latency percentiles, failure reasons.</summary>
+    public static async Task<int> LoginAsync(LoadOptions o, Reporter reporter, CancellationToken ct)
+    {
+        var server = await LoginPool.ResolveAsync(o);
+        var run = await LoginPool.LoginAllAsync(o, server, o.Keep, online: null, ct);
+        var line = Header("login", o).Set("keep", o.Keep);
+        run.AddTo(line);
+        reporter.Emit(line);
+        if (o.Keep) await LoginPool.CloseAllAsync(run);
+        return run.Succeeded == 0 ? SetupFailed(run) : ExitCodes.Ok;
+    }
+
+    /// <summary>`idle`: hold N sessions for --duration answering pings; server RSS per session, loadgen's own memory.</summary>
+    public static async Task<int> IdleAsync(LoadOptions o, Reporter reporter, CancellationToken ct)
+    {
+        var server = await LoginPool.ResolveAsync(o);
+        var memory = ServerMemory.Create(o);
+        if (!memory.Enabled) Reporter.Progress("note: no --server-pid/--server-name (or no match): server RSS will not be reported");
+        long? rssBefore = memory.SampleRssBytes();
+        GC.Collect();
+        var (selfBefore, _) = ServerMemory.Self();
+
+        var run = await LoginPool.LoginAllAsync(o, server, keep: true, online: async (c, r) =>
+        {
+            var loop = c.ReceiveLoopAsync(ct);
+            lock (r.ReceiveLoops) r.ReceiveLoops.Add(loop);
+            await c.SendInitialPresenceAsync(ct);
+        }, ct);
+        if (run.Succeeded == 0) return SetupFailed(run);
+        long? rssAfterLogin = memory.SampleRssBytes();
+        Reporter.Progress($"idle: {run.Succeeded} sessions online; holding for {o.Duration:F0} s");
+
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed.TotalSeconds < o.Duration && !ct.IsCancellationRequested)
+        {
+            double left = o.Duration - sw.Elapsed.TotalSeconds;
+            try
+            {
+                await Task.Delay(TimeSpan.FromSeconds(Math.Min(o.ProgressSeconds, Math.Max(0.05, left))), ct);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            var clients = run.Clients.Where(c => c is not null).ToList();
+            Reporter.Progress($"idle: {clients.Count(c => !c!.Closed)} online, {clients.Sum(c => Interlocked.Read(ref c!.PingsAnswered))} pings answered, "
+                + $"server RSS {Fmt(memory.SampleRssBytes())} MB, t={sw.Elapsed.TotalSeconds:F0}s");
+        }
+
+        long? rssEnd = memory.SampleRssBytes();
+        GC.Collect();
+        var (selfEnd, managed) = ServerMemory.Self();
+        var kept = run.Clients.Where(c => c is not null).Select(c => c!).ToList();
+        var dropped = kept.Where(c => c.Closed).GroupBy(c => c.CloseReason ?? "closed")
+            .ToDictionary(g => g.Key, g => (long)g.Count());
+
+        var line = Header("idle", o).Set("duration_s", o.Duration);
+        run.AddTo(line);
+        line.Set("sessions_held", kept.Count - dropped.Values.Sum())
+            .Set("dropped", dropped)
+            .Set("pings_answered", kept.Sum(c => Interlocked.Read(ref c.PingsAnswered)))
+            .Set("server_pids", string.Join(",", memory.Pids))
+            .Set("server_rss_before_mb", rssBefore / Mb)
+            .Set("server_rss_after_login_mb", rssAfterLogin / Mb)
+            .Set("server_rss_end_mb", rssEnd / Mb)
+            .Set("server_rss_per_session_kb", rssBefore is long b && rssEnd is long e ? (e - b) / 1024.0 / run.Succeeded : null)
+            .Set("loadgen_rss_mb", selfEnd / Mb)
+            .Set("loadgen_managed_mb", managed / Mb)
+            .Set("loadgen_rss_per_session_kb", (selfEnd - selfBefore) / 1024.0 / run.Succeeded);
+        reporter.Emit(line);
+        await LoginPool.CloseAllAsync(run);
+        return ExitCodes.Ok;
+    }
+
+    private static string Fmt(long? bytes) => bytes is long b ? (b / Mb).ToString("F1", CultureInfo.InvariantCulture) : "?";
+
+    /// <summary>
+    /// `fanout`: every user logs in and sends initial presence; counts presence stanzas received by all users from the
+    /// first login until --window seconds after the last one. --provision-rosters first gives each user --contacts roster
+    /// items (plain roster sets: subscription 'none' unless the server does subscription handling).
+    /// </summary>
+    public static async Task<int> FanoutAsync(LoadOptions o, Reporter reporter, CancellationToken ct)
+    {
+        var server = await LoginPool.ResolveAsync(o);
+        int contacts = Math.Min(o.Contacts, o.Users - 1);
+
+        if (o.ProvisionRosters)
+        {
+            long itemsOk = 0, itemsFailed = 0;
+            var failures = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
+            var prov = await LoginPool.LoginAllAsync(o, server, keep: false, online: async (c, r) =>
+            {
+                int answered = 0;
+                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                c.OnIqResponse = (_, iq) =>
+                {
+                    if (iq.GetAttribute("type") == "result") Interlocked.Increment(ref itemsOk);
+                    else
+                    {
+                        Interlocked.Increment(ref itemsFailed);
+                        failures.AddOrUpdate(XmppClient.ErrorCondition(iq), 1, (_, v) => v + 1);
+                    }
+                    if (Interlocked.Increment(ref answered) == contacts) done.TrySetResult();
+                };
+                var loop = c.ReceiveLoopAsync(ct);
+                var sb = new StringBuilder();
+                for (int j = 1; j <= contacts; j++)
+                {
+                    int peer = o.First + (c.Index + j) % o.Users;
+                    string jid = XmppClient.Escape(o.UserName(peer) + "@" + o.Domain);
+                    sb.Append("<iq type='set' id='r").Append(j).Append("'><query xmlns='jabber:iq:roster'><item jid='")
+                        .Append(jid).Append("'/></query></iq>");
+                }
+                await c.SendAsync(Encoding.UTF8.GetBytes(sb.ToString()), ct);
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                timeout.CancelAfter(TimeSpan.FromSeconds(o.Timeout));
+                await done.Task.WaitAsync(timeout.Token);
+                await c.CloseAsync();
+                await loop;
+            }, ct);
+            var pline = Header("fanout-provision", o).Set("contacts", contacts);
+            prov.AddTo(pline);
+            pline.Set("roster_items_ok", itemsOk).Set("roster_items_failed", itemsFailed)
+                .Set("roster_failures", new Dictionary<string, long>(failures))
+                .Set("note", "roster set from the client only: subscription='none', so a server that follows RFC 6121 broadcasts no presence to these contacts");
+            reporter.Emit(pline);
+            if (prov.Succeeded == 0) return SetupFailed(prov);
+        }
+
+        long presences = 0, fromOthers = 0;
+        var start = Stopwatch.StartNew();
+        var run = await LoginPool.LoginAllAsync(o, server, keep: true, online: async (c, r) =>
+        {
+            c.OnPresence = (self, p) =>
+            {
+                Interlocked.Increment(ref presences);
+                string? from = p.GetAttribute("from");
+                if (from is null || !from.StartsWith(self.BareJid, StringComparison.Ordinal)) Interlocked.Increment(ref fromOthers);
+            };
+            var loop = c.ReceiveLoopAsync(ct);
+            lock (r.ReceiveLoops) r.ReceiveLoops.Add(loop);
+            await c.SendInitialPresenceAsync(ct);
+        }, ct);
+        if (run.Succeeded == 0) return SetupFailed(run);
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(o.Window), ct);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        double elapsed = start.Elapsed.TotalSeconds;
+        long total = Interlocked.Read(ref presences);
+        long others = Interlocked.Read(ref fromOthers);
+
+        var line = Header("fanout", o).Set("contacts", contacts).Set("window_s", o.Window).Set("rosters_provisioned", o.ProvisionRosters);
+        run.AddTo(line);
+        line.Set("presences_received", total)
+            .Set("presences_from_others", others)
+            .Set("presences_per_s", total / elapsed)
+            .Set("presences_per_user", (double)total / run.Succeeded)
+            .Set("note", others == 0
+                ? "only self-presence echoes were received: the rosters carry no presence subscriptions (subscription='none')"
+                : "presences_from_others counts broadcasts from contacts");
+        reporter.Emit(line);
+        await LoginPool.CloseAllAsync(run);
+        return ExitCodes.Ok;
+    }
+}
