@@ -119,14 +119,17 @@ public static class StarlingConfiguration
         };
     }
 
-    /// <summary>STARLING_Section__Key=value → Section:Key (STARLING_CONFIG names the file and is not a key).</summary>
+    /// <summary>Variables with the prefix that are not config keys: the config file, and the wrapper script's build mode.</summary>
+    private static readonly string[] ReservedVariables = ["STARLING_CONFIG", "STARLING_BUILD"];
+
+    /// <summary>STARLING_Section__Key=value → Section:Key (except <see cref="ReservedVariables"/>).</summary>
     private static Dictionary<string, string?> EnvironmentOverrides()
     {
         var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {
             var name = (string)e.Key;
-            if (!name.StartsWith(EnvironmentPrefix, StringComparison.OrdinalIgnoreCase) || name.Equals("STARLING_CONFIG", StringComparison.OrdinalIgnoreCase)) continue;
+            if (!name.StartsWith(EnvironmentPrefix, StringComparison.OrdinalIgnoreCase) || ReservedVariables.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
             result[name[EnvironmentPrefix.Length..].Replace("__", ":", StringComparison.Ordinal)] = (string?)e.Value;
         }
         return result;

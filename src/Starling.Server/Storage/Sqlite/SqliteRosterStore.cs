@@ -45,7 +45,7 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
                         reader.IsDBNull(1) ? null : reader.GetString(1),
                         reader.GetString(2),
                         reader.GetInt64(3) != 0,
-                        JsonSerializer.Deserialize<string[]>(reader.GetString(4)) ?? []));
+                        JsonSerializer.Deserialize(reader.GetString(4), RosterJson.Default.StringArray) ?? []));
                 }
             }
 
@@ -56,7 +56,7 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
     public Task<string> SetItemAsync(string host, string user, RosterItem item, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(item);
-        string groups = JsonSerializer.Serialize(item.Groups ?? []);
+        string groups = JsonSerializer.Serialize(item.Groups?.ToArray() ?? [], RosterJson.Default.StringArray);
         return storage.WriteAsync((connection, transaction) =>
         {
             using (var upsert = SqliteStorage.Command(connection, transaction, """
@@ -122,3 +122,7 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
 
     private static string Render(long version) => version.ToString(CultureInfo.InvariantCulture);
 }
+
+/// <summary>Source-generated JSON for the groups column (no reflection: the server is published ahead-of-time).</summary>
+[System.Text.Json.Serialization.JsonSerializable(typeof(string[]))]
+internal sealed partial class RosterJson : System.Text.Json.Serialization.JsonSerializerContext;
