@@ -97,10 +97,33 @@ public sealed class XmppServer : IAsyncDisposable
     }
 
     /// <summary>Negotiation timeouts, idle timeouts and keepalives for every connection (one timer for all).</summary>
+    private long _allocatedAtLastTrim;
+    private long _allocatedAtLastTick;
+
+    /// <summary>
+    /// After a burst (e.g. thousands of logins) the heap holds the burst's garbage and free regions until the next
+    /// full collection, which an idle server may never reach: RSS stays at the peak. Once allocation has calmed down
+    /// after a large burst, one compacting collection gives that memory back to the OS (Prosody's Lua GC and
+    /// ejabberd's per-process heaps do the equivalent continuously).
+    /// </summary>
+    private void TrimAfterBurst()
+    {
+        long allocated = GC.GetTotalAllocatedBytes();
+        long sinceTick = allocated - _allocatedAtLastTick;
+        _allocatedAtLastTick = allocated;
+        bool quiet = sinceTick < 4 * 1024 * 1024; // under ~0.8 MB/s over the last tick
+        if (quiet && allocated - _allocatedAtLastTrim > 64 * 1024 * 1024)
+        {
+            _allocatedAtLastTrim = allocated;
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
+    }
+
     private void Tick()
     {
         try
         {
+            TrimAfterBurst();
             var now = Environment.TickCount64;
             var c2s = Options.C2s;
             long negotiation = c2s.NegotiationTimeoutSeconds * 1000L;

@@ -71,8 +71,6 @@ public sealed class XmlStreamParser
     }
 
     private const int InitialTextBuffer = 256;
-    private const int InitialTagBuffer = 256;
-    private const int ShrinkAbove = 8 * 1024;
     private const int MaxEntityBytes = 16;
     private const int MaxDeclarationBytes = 512;
     private const int MaxCachedValueLength = 48; // "chat", "get", "en", JIDs of the conversation; bodies are not worth it
@@ -118,9 +116,9 @@ public sealed class XmlStreamParser
     private bool _countingStanza;
 
     // Token accumulation.
-    private char[] _tag = new char[InitialTagBuffer];
+    private char[] _tag = []; // rented while a token is being read, returned between stanzas
     private int _tagLength;
-    private char[] _text = new char[InitialTextBuffer];
+    private char[] _text = [];
     private int _textLength;
     private readonly byte[] _pendingUtf8 = new byte[4];
     private int _pendingUtf8Length;
@@ -932,6 +930,7 @@ public sealed class XmlStreamParser
             StreamHeader = element;
             StreamDefaultNamespace = LookupNamespace(default) ?? string.Empty;
             _pendingRootClose = empty;
+            ShrinkBuffers();
             return XmlStreamEvent.StreamOpen;
         }
 
@@ -1304,25 +1303,28 @@ public sealed class XmlStreamParser
 
     private static void Grow(ref char[] buffer, int length, int extra)
     {
-        int size = Math.Max(buffer.Length * 2, length + extra);
+        int size = Math.Max(Math.Max(buffer.Length * 2, length + extra), InitialTextBuffer);
         var bigger = ArrayPool<char>.Shared.Rent(size);
         buffer.AsSpan(0, length).CopyTo(bigger);
-        if (buffer.Length > InitialTagBuffer && buffer.Length > InitialTextBuffer) ArrayPool<char>.Shared.Return(buffer);
+        if (buffer.Length > 0) ArrayPool<char>.Shared.Return(buffer);
         buffer = bigger;
     }
 
-    /// <summary>After a large stanza, gives the big buffers back so an idle connection does not pin them.</summary>
+    /// <summary>
+    /// Between stanzas the token buffers go back to the shared pool, so an idle connection holds none
+    /// (memory per idle session is a target; renting again costs a few nanoseconds per stanza).
+    /// </summary>
     private void ShrinkBuffers()
     {
-        if (_text.Length > ShrinkAbove && _textLength == 0)
+        if (_textLength == 0 && _text.Length > 0)
         {
             ArrayPool<char>.Shared.Return(_text);
-            _text = new char[InitialTextBuffer];
+            _text = [];
         }
-        if (_tag.Length > ShrinkAbove && _tagLength == 0)
+        if (_tagLength == 0 && _tag.Length > 0)
         {
             ArrayPool<char>.Shared.Return(_tag);
-            _tag = new char[InitialTagBuffer];
+            _tag = [];
         }
     }
 

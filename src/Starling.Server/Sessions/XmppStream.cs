@@ -4,7 +4,6 @@ using System.Net;
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Text;
-using System.Threading.Channels;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Starling.Server.Transport;
@@ -15,18 +14,26 @@ namespace Starling.Server.Sessions;
 
 /// <summary>
 /// The plumbing every XMPP stream shares (c2s now; s2s and components later): the Pipelines read loop feeding the
-/// incremental parser, a bounded outbound queue drained by one writer loop, STARTTLS, stream errors and closing.
+/// incremental parser, a bounded outbound queue drained by a writer that runs only while there is something to
+/// write (an idle connection holds no writer task), STARTTLS, stream errors and closing.
 /// Subclasses implement negotiation and stanza handling.
 /// </summary>
 public abstract class XmppStream
 {
     private readonly ConnectionContext _connection;
-    private readonly Channel<Outbound> _queue;
+    // Outbound queue: a ring buffer under a lock. A writer activation is started by the first item queued into an
+    // empty queue and ends when it has flushed everything (idle connections pay for no parked task or channel).
+    private readonly Lock _sync = new();
+    private Outbound[] _ring = [];
+    private int _head;
+    private int _count;
+    private bool _writing;   // a writer activation is running
+    private bool _accepting = true; // false once the stream is ending: the writer then finishes the output
+    private bool _finished;  // the output is complete; nothing more is written
     private readonly int _maxQueue;
     private PipeReader _input;
     private PipeWriter _output;
     private SslStream? _tls;
-    private int _queued;
     private int _closeState; // 0 open, 1 closing (close queued), 2 closed (transport gone)
     private bool _headerSent;
     private bool _upgradeRequested;
@@ -34,6 +41,7 @@ public abstract class XmppStream
     private volatile bool _peerGone;
     private readonly List<XmlElement> _leftover = [];
     private readonly TaskCompletionSource _readDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     protected XmppStream(XmppServer server, ConnectionContext connection, XmlLimits limits, int maxQueue, string defaultNamespace)
     {
@@ -44,7 +52,6 @@ public abstract class XmppStream
         _maxQueue = maxQueue;
         DefaultNamespace = defaultNamespace;
         Parser = new XmlStreamParser(limits);
-        _queue = Channel.CreateUnbounded<Outbound>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = false });
         StreamId = NewId();
         ConnectionId = connection.ConnectionId;
         RemoteEndPoint = connection.RemoteEndPoint;
@@ -100,7 +107,6 @@ public abstract class XmppStream
     /// <summary>Runs the connection until it ends. Never throws.</summary>
     public async Task RunAsync()
     {
-        var writer = Task.Run(WriterLoopAsync);
         Server.Connections.Register(this);
         try
         {
@@ -121,14 +127,21 @@ public abstract class XmppStream
             // instead of being written into a connection nobody reads (nothing accepted is lost).
             _peerGone = true;
             _readDone.TrySetResult();
-            if (Interlocked.CompareExchange(ref _closeState, 1, 0) == 0) _queue.Writer.TryComplete();
-            await writer;
+            Interlocked.CompareExchange(ref _closeState, 1, 0);
+            StopAccepting();
+            // A peer that stopped reading can hold a flush forever: after a while, drop the connection.
+            if (await Task.WhenAny(_writerDone.Task, Task.Delay(TimeSpan.FromSeconds(10))) != _writerDone.Task)
+                _connection.Abort(new ConnectionAbortedException("peer does not read"));
+            await _writerDone.Task;
             Interlocked.Exchange(ref _closeState, 2);
             Server.Connections.Unregister(this);
             var undelivered = new List<XmlElement>(_leftover);
-            while (_queue.Reader.TryRead(out var item))
+            lock (_sync)
             {
-                if (item.Element is not null) undelivered.Add(item.Element);
+                for (; _count > 0; _count--, _head = (_head + 1) % _ring.Length)
+                {
+                    if (_ring[_head].Element is { } e) undelivered.Add(e);
+                }
             }
             try
             {
@@ -197,26 +210,22 @@ public abstract class XmppStream
     public bool Send(XmlElement element)
     {
         if (IsClosed) return false;
-        if (Interlocked.Increment(ref _queued) > _maxQueue)
+        var result = Enqueue(new Outbound(element, null, null), closing: false);
+        if (result == EnqueueResult.Full)
         {
-            Interlocked.Decrement(ref _queued);
             // A reader this slow cannot be served; cut it off rather than buffer without bound. What was queued
             // is handed back to OnClosedAsync and re-routed (shared/ARCHITECTURE.md §3).
             Log.LogWarning("{Connection}: outbound queue full ({Max} stanzas); closing", ConnectionId, _maxQueue);
             Abort();
-            return false;
         }
-        if (_queue.Writer.TryWrite(new Outbound(element, null, null))) return true;
-        Interlocked.Decrement(ref _queued);
-        return false;
+        return result == EnqueueResult.Queued;
     }
 
     /// <summary>Queues raw UTF-8 (stream header, whitespace keepalive).</summary>
     protected bool SendRaw(byte[] bytes)
     {
         if (IsClosed) return false;
-        Interlocked.Increment(ref _queued);
-        return _queue.Writer.TryWrite(new Outbound(null, bytes, null));
+        return Enqueue(new Outbound(null, bytes, null), closing: false) == EnqueueResult.Queued;
     }
 
     /// <summary>Sends our stream header (RFC 6120 §4.7) for <paramref name="from"/>.</summary>
@@ -247,10 +256,9 @@ public abstract class XmppStream
         if (!_headerSent) SendHeaderForError();
         var error = StreamErrors.Create(condition, text);
         if (XmlTrace) TraceXml(">>>", error);
-        Interlocked.Increment(ref _queued);
-        _queue.Writer.TryWrite(new Outbound(error, null, null));
-        _queue.Writer.TryWrite(new Outbound(null, "</stream:stream>"u8.ToArray(), null));
-        _queue.Writer.TryComplete();
+        Enqueue(new Outbound(error, null, null), closing: true);
+        Enqueue(new Outbound(null, "</stream:stream>"u8.ToArray(), null), closing: true);
+        StopAccepting();
     }
 
     /// <summary>Ends the stream without an error.</summary>
@@ -258,16 +266,16 @@ public abstract class XmppStream
     {
         if (Interlocked.CompareExchange(ref _closeState, 1, 0) != 0) return;
         if (!_headerSent) SendHeaderForError();
-        _queue.Writer.TryWrite(new Outbound(null, "</stream:stream>"u8.ToArray(), null));
-        _queue.Writer.TryComplete();
+        Enqueue(new Outbound(null, "</stream:stream>"u8.ToArray(), null), closing: true);
+        StopAccepting();
     }
 
     /// <summary>Drops the connection at once (slow reader, shutdown timeout).</summary>
     public void Abort()
     {
         Interlocked.CompareExchange(ref _closeState, 1, 0);
-        _queue.Writer.TryComplete();
         _connection.Abort(new ConnectionAbortedException("aborted by server"));
+        StopAccepting();
     }
 
     private void SendHeaderForError()
@@ -276,7 +284,7 @@ public abstract class XmppStream
         var text = "<?xml version='1.0'?><stream:stream xmlns='" + DefaultNamespace +
                    "' xmlns:stream='http://etherx.jabber.org/streams' id='" + StreamId + "' from='" + from + "' version='1.0'>";
         _headerSent = true;
-        _queue.Writer.TryWrite(new Outbound(null, Encoding.UTF8.GetBytes(text), null));
+        Enqueue(new Outbound(null, Encoding.UTF8.GetBytes(text), null), closing: true);
     }
 
     /// <summary>After &lt;proceed/&gt; is queued: flush it, then swap the pipes for TLS ones (RFC 6120 §5.4.3.3).</summary>
@@ -289,8 +297,7 @@ public abstract class XmppStream
     private async Task UpgradeToTlsAsync()
     {
         var barrier = new Barrier();
-        Interlocked.Increment(ref _queued);
-        _queue.Writer.TryWrite(new Outbound(null, null, barrier));
+        Enqueue(new Outbound(null, null, barrier), closing: true);
         await barrier.Flushed.Task; // <proceed/> is on the wire and the writer waits
         var cert = Server.Certificates.Get(_tlsHost!)!;
         var tls = new SslStream(new DuplexPipeStream(_connection.Transport), leaveInnerStreamOpen: false);
@@ -321,16 +328,79 @@ public abstract class XmppStream
         Log.LogDebug("{Connection}: TLS established ({Protocol}, {Cipher})", ConnectionId, tls.SslProtocol, tls.NegotiatedCipherSuite);
     }
 
-    private async Task WriterLoopAsync()
+    private enum EnqueueResult
     {
-        var reader = _queue.Reader;
+        Queued,
+        Closed,
+        Full,
+    }
+
+    /// <summary>Queues an item; with <paramref name="closing"/> it is accepted even while the stream ends (the close itself).</summary>
+    private EnqueueResult Enqueue(Outbound item, bool closing)
+    {
+        bool start;
+        lock (_sync)
+        {
+            if (_finished || (!_accepting && !closing)) return EnqueueResult.Closed;
+            if (!closing && _count >= _maxQueue) return EnqueueResult.Full;
+            if (_count == _ring.Length)
+            {
+                var bigger = new Outbound[Math.Max(4, _ring.Length * 2)];
+                for (int i = 0; i < _count; i++) bigger[i] = _ring[(_head + i) % _ring.Length];
+                _ring = bigger;
+                _head = 0;
+            }
+            _ring[(_head + _count) % _ring.Length] = item;
+            _count++;
+            start = !_writing;
+            _writing = true;
+        }
+        if (start) StartWriter();
+        return EnqueueResult.Queued;
+    }
+
+    /// <summary>No more stanzas are accepted; the writer drains what is queued, then completes the output.</summary>
+    private void StopAccepting()
+    {
+        bool start;
+        lock (_sync)
+        {
+            _accepting = false;
+            start = !_writing && !_finished;
+            _writing = true;
+        }
+        if (start) StartWriter();
+    }
+
+    private void StartWriter() =>
+        ThreadPool.UnsafeQueueUserWorkItem(static stream => _ = stream.WriteAsync(), this, preferLocal: true);
+
+    private bool TryDequeue(out Outbound item)
+    {
+        lock (_sync)
+        {
+            if (_count == 0)
+            {
+                item = default;
+                return false;
+            }
+            item = _ring[_head];
+            _ring[_head] = default;
+            _head = (_head + 1) % _ring.Length;
+            _count--;
+            return true;
+        }
+    }
+
+    /// <summary>One writer activation: writes and flushes until the queue is empty; finishes the output when the stream ends.</summary>
+    private async Task WriteAsync()
+    {
         try
         {
-            while (await reader.WaitToReadAsync())
+            while (true)
             {
-                while (reader.TryRead(out var item))
+                while (TryDequeue(out var item))
                 {
-                    Interlocked.Decrement(ref _queued);
                     if (item.Element is not null)
                     {
                         if (_peerGone && IsStanza(item.Element)) _leftover.Add(item.Element);
@@ -344,37 +414,57 @@ public abstract class XmppStream
                     {
                         await _output.FlushAsync();
                         item.Barrier.Flushed.TrySetResult();
-                        if (!await item.Barrier.Resume.Task) return;
+                        if (!await item.Barrier.Resume.Task) throw new IOException("TLS negotiation failed");
                     }
                 }
                 var flush = await _output.FlushAsync();
                 LastSent = Environment.TickCount64;
                 if (flush.IsCompleted || flush.IsCanceled) break;
+                lock (_sync)
+                {
+                    if (_count > 0) continue;
+                    if (_accepting)
+                    {
+                        // Idle again: give back a ring that a burst made large, and end this activation.
+                        if (_ring.Length > 16) { _ring = []; _head = 0; }
+                        _writing = false;
+                        return;
+                    }
+                }
+                break; // the stream is ending and everything queued was written
             }
             if (_tls is not null) await _tls.ShutdownAsync();
         }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or ObjectDisposedException or InvalidOperationException or OperationCanceledException)
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or ObjectDisposedException or InvalidOperationException or OperationCanceledException or AuthenticationException)
         {
             Log.LogDebug("{Connection}: write failed: {Message}", ConnectionId, ex.Message);
         }
-        finally
+        await FinishOutputAsync();
+    }
+
+    private async Task FinishOutputAsync()
+    {
+        lock (_sync)
         {
-            Interlocked.CompareExchange(ref _closeState, 1, 0);
-            _queue.Writer.TryComplete();
-            // Closing the output ends the connection; the read loop then sees the end of input.
-            try
-            {
-                await _output.CompleteAsync();
-                if (_tls is not null) await _connection.Transport.Output.CompleteAsync();
-            }
-            catch (Exception ex)
-            {
-                Log.LogDebug("{Connection}: completing output: {Message}", ConnectionId, ex.Message);
-            }
-            // RFC 6120 §4.4: give the peer a moment to send its own closing tag, then drop the connection.
-            await Task.WhenAny(_readDone.Task, Task.Delay(TimeSpan.FromSeconds(2)));
-            if (!_readDone.Task.IsCompleted) _connection.Abort(new ConnectionAbortedException("stream closed"));
+            _accepting = false;
+            _finished = true;
+            _writing = false;
         }
+        Interlocked.CompareExchange(ref _closeState, 1, 0);
+        // Closing the output ends the connection; the read loop then sees the end of input.
+        try
+        {
+            await _output.CompleteAsync();
+            if (_tls is not null) await _connection.Transport.Output.CompleteAsync();
+        }
+        catch (Exception ex)
+        {
+            Log.LogDebug("{Connection}: completing output: {Message}", ConnectionId, ex.Message);
+        }
+        // RFC 6120 §4.4: give the peer a moment to send its own closing tag, then drop the connection.
+        await Task.WhenAny(_readDone.Task, Task.Delay(TimeSpan.FromSeconds(2)));
+        if (!_readDone.Task.IsCompleted) _connection.Abort(new ConnectionAbortedException("stream closed"));
+        _writerDone.TrySetResult();
     }
 
     private bool IsStanza(XmlElement e) =>
