@@ -2,6 +2,7 @@
 """Log in many provisioned accounts at once (our own minimal XMPP client).
 
   login_check.py --port P --domain D --users N [--first 1] [--concurrency 200]
+                 [--hold SECONDS] [--rss-cmd 'bench/servers/prosody.sh rss DIR']
 
 For userI/passI, I = first..first+N-1: open a plain-TCP stream, authenticate
 with SASL SCRAM-SHA-1 (server signature verified), restart the stream, bind a
@@ -132,6 +133,8 @@ async def main():
     ap.add_argument('--first', type=int, default=1)
     ap.add_argument('--concurrency', type=int, default=200)
     ap.add_argument('--timeout', type=float, default=30)
+    ap.add_argument('--hold', type=float, default=0, help='seconds to keep all sessions open before closing')
+    ap.add_argument('--rss-cmd', help='shell command printing the server RSS (KiB), run while all sessions are open')
     a = ap.parse_args()
 
     sem = asyncio.Semaphore(a.concurrency)
@@ -151,6 +154,12 @@ async def main():
     await asyncio.gather(*(one(i) for i in range(a.first, a.first + a.users)))
     wall = time.monotonic() - start
     ok = len(conns)
+    if a.hold:
+        await asyncio.sleep(a.hold)
+    if a.rss_cmd:
+        proc = await asyncio.create_subprocess_shell(a.rss_cmd, stdout=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+        print('server rss with %d sessions online: %s KiB' % (ok, out.decode().strip()))
     for c in conns:
         try:
             c.w.write(b'</stream:stream>')

@@ -10,7 +10,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
 
 START_TIMEOUT=${START_TIMEOUT:-30}
-STOP_GRACE=${STOP_GRACE:-15}
+STOP_GRACE=${STOP_GRACE:-30}   # a server that just closed ~19,000 sessions can take >15 s to exit
 
 write_config() {
     local dir=$1 port=$2 domain=$3
