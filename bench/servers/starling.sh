@@ -1,0 +1,100 @@
+#!/bin/bash
+# Starling, with the same interface as the reference-server scripts.
+#   starling.sh build DIR               dotnet publish (Release) into DIR/bin (start does it if missing)
+#   starling.sh start DIR PORT DOMAIN   start in the background from DIR (no config file: built-in
+#                                       defaults plus command-line overrides)
+#   starling.sh provision DIR DOMAIN N  create user1..userN / pass1..passN with `starling import-users`
+#   starling.sh stop DIR | pids DIR | rss DIR
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+. "$HERE/lib.sh"
+
+START_TIMEOUT=${START_TIMEOUT:-30}
+STOP_GRACE=${STOP_GRACE:-15}
+unset STARLING_CONFIG   # never pick up a config file from the environment
+
+cmd_build() {
+    [ $# -eq 1 ] || die "usage: build DIR"
+    mkdir -p "$1"
+    local dir; dir=$(cd "$1" && pwd)
+    timeout 600 dotnet publish "$REPO/src/Starling" -c Release -o "$dir/bin" --nologo -v quiet --disable-build-servers >"$dir/build.log" 2>&1 \
+        || { tail -30 "$dir/build.log" >&2; die "build failed (see $dir/build.log)"; }
+    echo "built $dir/bin/starling.dll"
+}
+
+# Same options for every command, so start and provision see the same host and data.
+common_args() {  # DIR PORT DOMAIN
+    echo "--DataDirectory=$1/data --C2s:Port=$2 --C2s:Addresses:0=127.0.0.1 --Hosts:0:Name=$3" \
+         "--Hosts:0:RequireEncryption=false --Hosts:0:AllowPlainWithoutTls=true --Log:Level=Warning"
+}
+
+server_pids() { live_pids "$1/pids"; }
+
+cmd_start() {
+    [ $# -eq 3 ] || die "usage: start DIR PORT DOMAIN"
+    local dir port=$2 domain=$3
+    mkdir -p "$1"; dir=$(cd "$1" && pwd)
+    [ -z "$(server_pids "$dir")" ] || die "already running in $dir (pids $(server_pids "$dir" | xargs))"
+    port_open "$port" && die "port $port is already in use"
+    [ -f "$dir/bin/starling.dll" ] || cmd_build "$dir"
+    mkdir -p "$dir/data"
+    echo "$port" > "$dir/port"; echo "$domain" > "$dir/domain"
+    local t0; t0=$(now_ms)
+    (
+        ulimit -n 20000   # ~19,500 client sockets plus files
+        cd "$dir"         # no starling.json here: built-in defaults + overrides
+        # Warning-level logging to stdout, kept in DIR/starling.log. Plain TCP and PLAIN
+        # without TLS allowed; STARTTLS uses the certificate Starling generates on first start.
+        # shellcheck disable=SC2046
+        exec dotnet "$dir/bin/starling.dll" start $(common_args "$dir" "$port" "$domain") \
+            >>"$dir/starling.log" 2>&1 </dev/null
+    ) &
+    local pid=$!
+    echo "$pid" > "$dir/pids"
+    if ! wait_port "$port" "$START_TIMEOUT"; then
+        echo "starling did not listen on $port within ${START_TIMEOUT}s; log:" >&2
+        tail -20 "$dir/starling.log" >&2 || true
+        kill -KILL "$pid" 2>/dev/null || true
+        exit 1
+    fi
+    local t1; t1=$(now_ms)
+    echo "$(( t1 - t0 ))" > "$dir/startup_ms"
+    echo "starling started: pid $pid, 127.0.0.1:$port, domain $domain, listening after $(( t1 - t0 )) ms, rss $(rss_of "$pid") KiB"
+}
+
+cmd_provision() {
+    [ $# -eq 3 ] || die "usage: provision DIR DOMAIN N"
+    local dir domain=$2 n=$3 port=5222
+    mkdir -p "$1"; dir=$(cd "$1" && pwd)
+    [ -f "$dir/bin/starling.dll" ] || cmd_build "$dir"
+    [ -f "$dir/port" ] && port=$(cat "$dir/port")
+    mkdir -p "$dir/data"
+    local t0; t0=$(now_ms)
+    awk -v n="$n" 'BEGIN { for (i = 1; i <= n; i++) printf "user%d,pass%d\n", i, i }' > "$dir/users.csv"
+    # import-users derives the SCRAM keys on all cores and writes them in one go.
+    # shellcheck disable=SC2046
+    (cd "$dir" && timeout 600 dotnet "$dir/bin/starling.dll" import-users "$dir/users.csv" --host "$domain" \
+        $(common_args "$dir" "$port" "$domain"))
+    rm -f "$dir/users.csv"
+    local t1; t1=$(now_ms)
+    echo "provisioned $n accounts in $(( t1 - t0 )) ms ($(( n * 1000 / ( t1 - t0 + 1 ) )) accounts/s)"
+}
+
+cmd_stop() {
+    [ $# -eq 1 ] || die "usage: stop DIR"
+    local dir=$1 port=""
+    [ -f "$dir/port" ] && port=$(cat "$dir/port")
+    # SIGTERM: the .NET host's graceful shutdown.
+    stop_pids "$port" "$STOP_GRACE" $(server_pids "$dir")
+}
+
+case "${1:-}" in
+    build) shift; cmd_build "$@" ;;
+    start) shift; cmd_start "$@" ;;
+    provision) shift; cmd_provision "$@" ;;
+    stop) shift; cmd_stop "$@" ;;
+    pids) shift; [ $# -eq 1 ] || die "usage: pids DIR"; server_pids "$1" ;;
+    rss) shift; [ $# -eq 1 ] || die "usage: rss DIR"; rss_of $(server_pids "$1") ;;
+    *) die "usage: $0 build DIR | start DIR PORT DOMAIN | provision DIR DOMAIN N | stop DIR | pids DIR | rss DIR" ;;
+esac
