@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Starling.Server.Sessions;
@@ -14,7 +13,9 @@ namespace Starling.Server.Modules.Offline;
 /// </summary>
 public sealed class OfflineModule : IModule
 {
-    private readonly ConcurrentDictionary<Jid, SemaphoreSlim> _deliveryLocks = new();
+    // One delivery at a time per account (two resources coming online together must not both get the messages):
+    // a fixed set of striped locks, so the set does not grow with the number of accounts ever seen.
+    private readonly SemaphoreSlim[] _deliveryLocks = CreateLocks(64);
     private ModuleContext _context = null!;
     private int _quota;
 
@@ -60,11 +61,18 @@ public sealed class OfflineModule : IModule
         return content;
     }
 
+    private static SemaphoreSlim[] CreateLocks(int count)
+    {
+        var locks = new SemaphoreSlim[count];
+        for (int i = 0; i < count; i++) locks[i] = new SemaphoreSlim(1, 1);
+        return locks;
+    }
+
     private async ValueTask DeliverAsync(C2sSession session)
     {
         if (session.Priority < 0) return; // XEP-0160 §3: only to a resource with non-negative priority
         var jid = session.Jid!;
-        var gate = _deliveryLocks.GetOrAdd(jid.Bare, _ => new SemaphoreSlim(1, 1));
+        var gate = _deliveryLocks[(jid.Bare.GetHashCode() & int.MaxValue) % _deliveryLocks.Length];
         await gate.WaitAsync();
         try
         {
