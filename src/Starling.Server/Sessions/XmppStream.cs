@@ -306,7 +306,7 @@ public abstract class XmppStream
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
             {
-                ServerCertificate = cert.Certificate,
+                ServerCertificateContext = cert.Context,
                 EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
                 ClientCertificateRequired = false,
                 CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
@@ -319,7 +319,8 @@ public abstract class XmppStream
             throw;
         }
         _tls = tls;
-        _input = PipeReader.Create(tls, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true));
+        // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (memory per idle session).
+        _input = PipeReader.Create(tls, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
         _output = PipeWriter.Create(tls, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
         // RFC 6120 §5.4.3.3: both sides discard the old stream; the client sends a new header.
         Parser.Reset();
