@@ -25,6 +25,8 @@ public sealed class C2sSession : XmppStream
     private bool _authenticated;
     private string? _username;
     private bool _closedHandled;
+    private string? _lastToText;
+    private Jid? _lastTo;
 
     public C2sSession(XmppServer server, ConnectionContext connection)
         : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueue, Namespaces.Client)
@@ -509,10 +511,20 @@ public sealed class C2sSession : XmppStream
 
         var toText = stanza.GetAttribute("to");
         Jid? to = null;
-        if (toText is not null && !Xmpp.Jid.TryParse(toText, out to, out var error))
+        if (toText is not null)
         {
-            Server.Router.Bounce(stanza, jid, null, StanzaErrorCondition.JidMalformed, $"invalid 'to' address: {error}");
-            return;
+            // A conversation repeats its 'to': reuse the last parsed address instead of parsing it per stanza.
+            if (string.Equals(toText, _lastToText, StringComparison.Ordinal)) to = _lastTo;
+            else if (Xmpp.Jid.TryParse(toText, out to, out var error))
+            {
+                _lastToText = toText;
+                _lastTo = to;
+            }
+            else
+            {
+                Server.Router.Bounce(stanza, jid, null, StanzaErrorCondition.JidMalformed, $"invalid 'to' address: {error}");
+                return;
+            }
         }
 
         switch (stanza.Name)

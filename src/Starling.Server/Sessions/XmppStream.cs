@@ -373,8 +373,12 @@ public abstract class XmppStream
         if (start) StartWriter();
     }
 
-    private void StartWriter() =>
-        ThreadPool.UnsafeQueueUserWorkItem(static stream => _ = stream.WriteAsync(), this, preferLocal: true);
+    /// <summary>
+    /// Runs the writer on the caller's thread (usually the sending session's read loop): serialising and handing the
+    /// bytes to the transport completes synchronously unless the peer is slow, so a routed stanza costs no thread-pool
+    /// hop. When the transport pushes back, the rest of the activation continues asynchronously.
+    /// </summary>
+    private void StartWriter() => _ = WriteAsync();
 
     private bool TryDequeue(out Outbound item)
     {
