@@ -84,7 +84,7 @@ internal static class LoginPool
                 if (i >= o.Users) return;
                 int userNumber = o.First + i;
                 var client = new XmppClient(i, o.UserName(userNumber), o.Domain);
-                var settings = new LoginSettings(o.Tls, o.Mechanism, o.Password(userNumber), o.Resource);
+                var settings = new LoginSettings(o.Tls, o.Mechanism, o.Password(userNumber), o.Resource, KeyCache: !o.NoKeyCache);
                 using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 timeout.CancelAfter(TimeSpan.FromSeconds(o.Timeout));
                 long t0 = Stopwatch.GetTimestamp();

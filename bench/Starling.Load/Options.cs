@@ -38,6 +38,12 @@ internal sealed class LoadOptions
     public string? ServerName { get; set; }
     public double Timeout { get; set; } = 30;
     public bool Keep { get; set; }
+
+    /// <summary>Derive SCRAM keys at every login instead of caching them per user as reconnecting clients do.</summary>
+    public bool NoKeyCache { get; set; }
+
+    /// <summary>login: measure first logins only (no unmeasured warm pass that fills the client key cache).</summary>
+    public bool Cold { get; set; }
     public double Rate { get; set; } = 500;
     public bool Search { get; set; }
     public double SearchFactor { get; set; } = 1.5;
@@ -120,6 +126,8 @@ internal sealed class LoadOptions
                 case "--server-name": o.ServerName = Value(); break;
                 case "--timeout": o.Timeout = Dbl(); break;
                 case "--keep": o.Keep = true; break;
+                case "--no-key-cache": o.NoKeyCache = true; break;
+                case "--cold": o.Cold = true; break;
                 case "--rate": o.Rate = Dbl(); break;
                 case "--search": o.Search = true; break;
                 case "--search-factor": o.SearchFactor = Dbl(); break;

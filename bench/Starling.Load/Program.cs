@@ -21,7 +21,8 @@ const string Usage = """
       --server-pid PID (repeatable) --server-name NAME (RSS/CPU of matching processes) --progress s [5] --label TEXT
     chat:   --rate R [500] --search --search-factor [1.5] --search-step R --search-max-steps [12] --p99-limit-ms [100]
             --body-bytes [64] --seed [12345] --protocol xmpp|relay
-    login:  --keep (keep sessions open until all have logged in)
+    login:  --keep (keep sessions open until all have logged in), --cold (measure first logins: no warm pass)
+    all:    --no-key-cache (derive SCRAM keys at every login; default: cached per user like reconnecting clients)
     fanout: --contacts [100] --provision-rosters --window s [5]
 
     Exit codes: 0 ran, 2 bad usage, 3 setup failure (nobody could connect or log in).

@@ -35,6 +35,9 @@ internal sealed class LoginException : Exception
 /// </remarks>
 internal sealed class XmppClient : IAsyncDisposable
 {
+    /// <summary>Salted passwords by user, shared by every client of this process (see <see cref="ScramKeyCache"/>).</summary>
+    internal static readonly ScramKeyCache KeyCache = new();
+
     private const int BufferSize = 8192;
     private static readonly byte[] StreamCloseBytes = "</stream:stream>"u8.ToArray();
 
@@ -168,7 +171,11 @@ internal sealed class XmppClient : IAsyncDisposable
             return;
         }
 
-        var scram = new ScramClient(settings.Mechanism == "SCRAM-SHA-256" ? ScramHash.Sha256 : ScramHash.Sha1, User, settings.Password);
+        var scram = new ScramClient(settings.Mechanism == "SCRAM-SHA-256" ? ScramHash.Sha256 : ScramHash.Sha1, User, settings.Password)
+        {
+            // Reconnecting clients keep their salted password: the load generator measures the server, not its own PBKDF2.
+            KeyCache = settings.KeyCache ? KeyCache : null,
+        };
         await SendAsync(Encoding.UTF8.GetBytes(
             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='" + settings.Mechanism + "'>"
             + Convert.ToBase64String(scram.ClientFirst()) + "</auth>"), ct);
@@ -474,4 +481,4 @@ internal sealed class XmppClient : IAsyncDisposable
 }
 
 /// <summary>Per-user login parameters.</summary>
-internal sealed record LoginSettings(TlsMode Tls, string Mechanism, string Password, string Resource);
+internal sealed record LoginSettings(TlsMode Tls, string Mechanism, string Password, string Resource, bool KeyCache = true);

@@ -66,6 +66,12 @@ public sealed class ScramClient
     public string? AuthorizationId { get; init; }
 
     /// <summary>
+    /// Salted passwords kept from earlier logins (RFC 5802 §5.1: a client may cache the result of Hi() for a salt and
+    /// iteration count, as reconnecting clients do), so repeated logins skip PBKDF2. Null: derive every time.
+    /// </summary>
+    public ScramKeyCache? KeyCache { get; init; }
+
+    /// <summary>
     /// Without a channel binding type: send 'y' ("I could bind, but think you cannot") instead of 'n'.
     /// A server that does offer -PLUS must then refuse (downgrade protection).
     /// </summary>
@@ -130,11 +136,13 @@ public sealed class ScramClient
         string withoutProof = "c=" + Convert.ToBase64String(cbind) + ",r=" + nonce;
         byte[] authMessage = Encoding.UTF8.GetBytes(_clientFirstBare + "," + message + "," + withoutProof);
 
-        byte[] salted = ScramPrimitives.Hi(_hash, _password, salt, iterations);
+        byte[] salted = KeyCache is { } cache
+            ? cache.GetOrDerive(_hash, _password, salt, iterations)
+            : ScramPrimitives.Hi(_hash, _password, salt, iterations);
         (byte[] clientKey, byte[] storedKey, byte[] serverKey) = ScramPrimitives.Keys(_hash, salted);
         byte[] proof = ScramPrimitives.Xor(clientKey, ScramPrimitives.Hmac(_hash, storedKey, authMessage));
         _expectedServerSignature = ScramPrimitives.Hmac(_hash, serverKey, authMessage);
-        CryptographicOperations.ZeroMemory(salted);
+        if (KeyCache is null) CryptographicOperations.ZeroMemory(salted);
         CryptographicOperations.ZeroMemory(clientKey);
 
         _step = 2;
