@@ -103,8 +103,8 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>
     /// After a burst (e.g. thousands of logins) the heap holds the burst's garbage and free regions until the next
     /// full collection, which an idle server may never reach: RSS stays at the peak. Once allocation has calmed down
-    /// after a large burst, one compacting collection gives that memory back to the OS (Prosody's Lua GC and
-    /// ejabberd's per-process heaps do the equivalent continuously).
+    /// after a burst at least as large as the live heap (and 16 MB), one compacting collection gives that memory back
+    /// to the OS (Prosody's Lua GC and ejabberd's per-process heaps do the equivalent continuously).
     /// </summary>
     private void TrimAfterBurst()
     {
@@ -112,11 +112,15 @@ public sealed class XmppServer : IAsyncDisposable
         long sinceTick = allocated - _allocatedAtLastTick;
         _allocatedAtLastTick = allocated;
         bool quiet = sinceTick < 4 * 1024 * 1024; // under ~0.8 MB/s over the last tick
-        if (quiet && allocated - _allocatedAtLastTrim > 64 * 1024 * 1024)
-        {
-            _allocatedAtLastTrim = allocated;
-            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        }
+        long threshold = Math.Max(16L * 1024 * 1024, GC.GetGCMemoryInfo().HeapSizeBytes);
+        if (quiet && allocated - _allocatedAtLastTrim > threshold) Trim();
+    }
+
+    /// <summary>One compacting collection that also returns free memory to the OS.</summary>
+    public void Trim()
+    {
+        _allocatedAtLastTrim = GC.GetTotalAllocatedBytes();
+        GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     private void Tick()

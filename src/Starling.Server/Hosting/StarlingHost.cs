@@ -89,6 +89,9 @@ public sealed class StarlingHost : IAsyncDisposable
                 : $"cannot listen on port {port}: {ex.Message}";
             throw new ListenException(why, ex);
         }
+        // Start-up garbage (configuration, DI, certificate loading) is not needed again: give it back now rather
+        // than at the first collection, so a freshly started server is as small as it can be.
+        server.Trim();
         return new StarlingHost(app, server, c2s);
     }
 
