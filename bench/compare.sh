@@ -6,8 +6,8 @@
 #
 #   bench/compare.sh [--quick] [--only relay|starling|prosody|ejabberd]... [--no-report] [--no-install]
 #
-#   --quick     tiny sizes, one repeat (smoke test of the harness, ~3 minutes)
-#   --only S    run only server S (repeatable); the report still reads the whole results folder
+#   --quick     tiny sizes, one repeat (smoke test of the harness, ~3.5 minutes)
+#   --only S    run only server S (repeatable); the report then covers only what that run measured
 #
 # Environment (defaults = the published run):
 #   REPEATS=3        repeats of every measurement
@@ -16,8 +16,8 @@
 #   RESULTS=DIR      results folder (default bench/results/<UTC timestamp>)
 #
 # Per server: start -> footprint (RSS 3 s after start, start-to-listening) x REPEATS -> provision
-# 19,000 users -> login x REPEATS -> idle (server restarted before each run) -> chat rate search
-# x REPEATS -> stop. Only one server runs at a time; each has its own folder and port. Every
+# 19,000 users -> login x REPEATS -> chat rate search x REPEATS -> stop -> idle runs (the server
+# restarted before each). Only one server runs at a time; each has its own folder and port. Every
 # step is bounded (timeout); a step that fails is recorded as an "unavailable" line with the
 # reason and the run goes on.
 set -uo pipefail
