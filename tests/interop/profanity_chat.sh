@@ -27,8 +27,15 @@ wait_for() { # session pattern seconds
 
 start_client() { # session home user pass
   mkdir -p "$2"
-  tm new-session -d -s "$1" -x 200 -y 50 "HOME=$2 TERM=xterm profanity"
-  wait_for "$1" "Profanity" 15 || { say "FAIL $1: profanity did not start"; return 1; }
+  local attempt
+  for attempt in 1 2 3; do
+    # The pane stays after profanity exits, so a failed start shows why (and the tmux server stays up).
+    tm new-session -d -s "$1" -x 200 -y 50 "HOME=$2 TERM=xterm profanity; echo PROFANITY-EXITED \$?; sleep 30"
+    if wait_for "$1" "Profanity" 15; then break; fi
+    say "note $1: profanity did not start (attempt $attempt): $(tm capture-pane -p -t "$1" 2>/dev/null | grep -v '^$' | tail -3 | tr '\n' ' ')"
+    tm kill-session -t "$1" 2>/dev/null || true
+    [ "$attempt" = 3 ] && { say "FAIL $1: profanity did not start"; return 1; }
+  done
   sleep 0.5
   tm send-keys -t "$1" "/connect $3@$domain server 127.0.0.1 port $port tls trust" Enter
   wait_for "$1" "password" 10 || wait_for "$1" "Enter password" 5
@@ -37,7 +44,6 @@ start_client() { # session home user pass
     say "FAIL $1: login"; tm capture-pane -p -t "$1" | tail -5; return 1; fi
 }
 
-tm start-server 2>/dev/null || true
 start_client a "$work/a" "$u1" "$p1" || fail=1
 start_client b "$work/b" "$u2" "$p2" || fail=1
 
