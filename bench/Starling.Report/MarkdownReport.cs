@@ -32,7 +32,7 @@ internal static class MarkdownReport
         sb.AppendLine(Inv, $"- Versions: Starling {r.Fact("starling")}; .NET {r.Fact("dotnet_runtime")} (SDK {r.Fact("dotnet_sdk")}); Prosody {r.Fact("prosody")} (Lua {r.Fact("lua")}); ejabberd {r.Fact("ejabberd")} (Erlang/OTP {r.Fact("erlang")}). Configurations: bench/servers/README.md (throttles off, warnings-only logging, fd limit 20,000).");
         sb.AppendLine(Inv, $"- Run: {r.Fact("started_utc")} → {r.Fact("finished_utc")}, {FormatDuration(r.Fact("total_s", "0"))} in all.");
         sb.AppendLine(Inv, $"- Reproduce (root, Debian 12, .NET 10 SDK; installs Prosody/ejabberd from bookworm-backports and clang/zlib1g-dev): `{ReproduceCommand(r)}`; `bench/compare.sh --help` for options. Regenerate this section from a results folder: `dotnet run -c Release --project bench/Starling.Report -- {repoRelResults}`.");
-        sb.AppendLine(Inv, $"- Parameters (same for all servers; plain TCP and SCRAM-SHA-1 unless stated): {r.Fact("accounts")} provisioned accounts; login = {r.Fact("login_users")} users, concurrency {r.Fact("login_concurrency")}, after an unrecorded warm-up; idle = a freshly started server warmed by a short login run, then N sessions held {r.Fact("idle_hold_s")} s (RSS per session = (RSS at the end − RSS before login) / N, from the server's PIDs); chat = {r.Fact("chat_users")} online users, open-loop rate search from {r.Fact("chat_rate")} msgs/s ×{r.Fact("chat_factor")} per step, each step {r.Fact("chat_warmup_s")} s warm-up + {r.Fact("chat_duration_s")} s measured + {r.Fact("chat_drain_s")} s drain, at most {r.Fact("chat_max_steps")} steps; a step passes with no loss, p99 < 100 ms, delivered ≥ 95 % of offered and the loadgen on schedule.");
+        sb.AppendLine(Inv, $"- Parameters (same for all servers; plain TCP and SCRAM-SHA-1 unless stated): {r.Fact("accounts")} provisioned accounts; login = {r.Fact("login_users")} users, concurrency {r.Fact("login_concurrency")}, after an unrecorded warm-up; idle = a freshly started server warmed by a short login run, then N sessions held {r.Fact("idle_hold_s")} s (RSS per session = (RSS at the end − the server's RSS 3 s after start) / N, from the server's PIDs: the same rule for every server, charging the sessions with all one-off growth too); chat = {r.Fact("chat_users")} online users, open-loop rate search from {r.Fact("chat_rate")} msgs/s ×{r.Fact("chat_factor")} per step, each step {r.Fact("chat_warmup_s")} s warm-up + {r.Fact("chat_duration_s")} s measured + {r.Fact("chat_drain_s")} s drain, at most {r.Fact("chat_max_steps")} steps; a step passes with no loss, p99 < 100 ms, delivered ≥ 95 % of offered and the loadgen on schedule.");
         sb.AppendLine(Inv, $"- Repeats: every measurement {repeats}× (median, with min–max of the repeats in brackets), except the 10,000- and 19,000-session idle runs: {bigRepeats}× (time budget).");
         sb.AppendLine();
 
@@ -49,8 +49,8 @@ internal static class MarkdownReport
         foreach (var (tls, size) in IdleCases(r))
         {
             string prefix = $"idle-{tls}-{size}-";
-            var s = st.Metric(prefix, "idle", "server_rss_per_session_kb");
-            var (bn, b) = Best(pr.Metric(prefix, "idle", "server_rss_per_session_kb"), ej.Metric(prefix, "idle", "server_rss_per_session_kb"), higherIsBetter: false);
+            var s = st.IdleKbPerSession(prefix);
+            var (bn, b) = Best(pr.IdleKbPerSession(prefix), ej.IdleKbPerSession(prefix), higherIsBetter: false);
             TargetRow(sb, $"idle: KB per session, {size:N0} sessions, {(tls == "none" ? "plain" : "STARTTLS")}", s, b, bn, "<= 0.5×", 0.5, higher: false, "N1");
         }
 
@@ -80,7 +80,7 @@ internal static class MarkdownReport
         {
             string prefix = $"idle-{tls}-{size}-";
             string mode = tls == "none" ? "plain" : "STARTTLS";
-            Row(sb, $"idle {size:N0} {mode}: KB/session", cols, x => x.Metric(prefix, "idle", "server_rss_per_session_kb"), "N1", relayToo: false);
+            Row(sb, $"idle {size:N0} {mode}: KB/session", cols, x => x.IdleKbPerSession(prefix), "N1", relayToo: false);
             Row(sb, $"idle {size:N0} {mode}: sessions held", cols, x => x.Metric(prefix, "idle", "sessions_held"), "N0", relayToo: false);
         }
 

@@ -66,6 +66,23 @@ internal sealed class ServerResults
         return Stat.Of(values, UnavailableReason(filePrefix));
     }
 
+    /// <summary>
+    /// KB of RSS per idle session, counted from the freshly started server (median footprint): (RSS at the end − RSS
+    /// 3 s after start) / N. The same rule for every server; it charges the sessions with every one-off growth too
+    /// (libraries loaded by the first logins, pools), so it is conservative. (The loadgen's own "before" sample, taken
+    /// after a warm-up login run, can include that run's garbage, which a server that collects after a burst — Starling
+    /// does — then returns, making the delta meaningless at small N.)
+    /// </summary>
+    public Stat IdleKbPerSession(string filePrefix)
+    {
+        var start = Metric("footprint", "footprint", "rss_3s_kb");
+        if (!start.HasValue) return Metric(filePrefix, "idle", "server_rss_per_session_kb");
+        double startMb = start.Median / 1024.0;
+        var values = In(filePrefix).Where(l => l.Scenario == "idle" && !l.Unavailable)
+            .Select(l => l.Num("server_rss_end_mb") is { } end && l.Num("users") is { } n && n > 0 ? (end - startMb) * 1024.0 / n : double.NaN);
+        return Stat.Of(values, UnavailableReason(filePrefix));
+    }
+
     public List<ChatStep> ChatSteps() =>
         In("chat-").Where(l => l.Scenario == "chat" && !l.Unavailable).Select(l => new ChatStep(
             RepeatOf(l.File), l.Num("rate_target") ?? 0, l.Num("delivered_per_s") ?? 0, l.Num("p50_ms") ?? double.NaN,
