@@ -230,24 +230,7 @@ cmd_provision() {
         io:format(\"registered ~p, already existed ~p, failed ~p~n\", [Ok, Exists, length(Other)]),
         case Other of [] -> ok; [First | _] -> io:format(\"first failure: ~p~n\", [First]), halt(1) end"
     rm -f "$dir/accounts.terms"
-    local t1; t1=$(now_ms)
-    echo "provisioned $n accounts in $(( t1 - t0 )) ms ($(( n * 1000 / ( t1 - t0 + 1 ) )) accounts/s)"
+    report_provisioned "$n" "$t0"
 }
 
-cmd_stop() {
-    [ $# -eq 1 ] || die "usage: stop DIR"
-    local dir=$1 port=""
-    [ -f "$dir/port" ] && port=$(cat "$dir/port")
-    # SIGTERM makes the Erlang VM run init:stop() (graceful: ejabberd stops its
-    # listeners and sessions, Mnesia is closed cleanly).
-    stop_pids "$port" "$STOP_GRACE" $(server_pids "$dir")
-}
-
-case "${1:-}" in
-    start) shift; cmd_start "$@" ;;
-    provision) shift; cmd_provision "$@" ;;
-    stop) shift; cmd_stop "$@" ;;
-    pids) shift; [ $# -eq 1 ] || die "usage: pids DIR"; server_pids "$1" ;;
-    rss) shift; [ $# -eq 1 ] || die "usage: rss DIR"; rss_of $(server_pids "$1") ;;
-    *) die "usage: $0 start DIR PORT DOMAIN | provision DIR DOMAIN N | stop DIR | pids DIR | rss DIR" ;;
-esac
+server_main "$@"

@@ -85,3 +85,33 @@ stop_pids() {
     fi
     echo "stopped"
 }
+
+# report_provisioned N T0_MS -> the one line every provision step prints
+report_provisioned() {
+    local t1; t1=$(now_ms)
+    echo "provisioned $1 accounts in $(( t1 - $2 )) ms ($(( $1 * 1000 / ( t1 - $2 + 1 ) )) accounts/s)"
+}
+
+# stop DIR: SIGTERM (every server's graceful shutdown: Prosody's, the Erlang VM's init:stop(), the .NET host's),
+# KILL after STOP_GRACE s, then check the port is closed.
+cmd_stop() {
+    [ $# -eq 1 ] || die "usage: stop DIR"
+    local dir=$1 port=""
+    [ -f "$dir/port" ] && port=$(cat "$dir/port")
+    stop_pids "$port" "$STOP_GRACE" $(server_pids "$dir")
+}
+
+# The command line every server script shares; a script defines server_pids, cmd_start, cmd_provision
+# (and cmd_build if it has a build step), then calls: server_main "$@"
+server_main() {
+    local verb=${1:-} usage="start DIR PORT DOMAIN | provision DIR DOMAIN N | stop DIR | pids DIR | rss DIR"
+    declare -F cmd_build >/dev/null && usage="build DIR | $usage"
+    [ $# -gt 0 ] && shift
+    case "$verb" in
+        start|provision|stop) "cmd_$verb" "$@" ;;
+        build) declare -F cmd_build >/dev/null || die "usage: $0 $usage"; cmd_build "$@" ;;
+        pids) [ $# -eq 1 ] || die "usage: pids DIR"; server_pids "$1" ;;
+        rss) [ $# -eq 1 ] || die "usage: rss DIR"; rss_of $(server_pids "$1") ;;
+        *) die "usage: $0 $usage" ;;
+    esac
+}

@@ -114,23 +114,7 @@ cmd_provision() {
     # writes (one prosodyctl call per user is ~50 ms: far too slow for 19,000).
     # Prosody reads account files on each login, so a running server sees them.
     /usr/bin/python3 "$HERE/scram_accounts.py" prosody "$dir/data" "$2" "$3"
-    local t1; t1=$(now_ms)
-    echo "provisioned $3 accounts in $(( t1 - t0 )) ms ($(( $3 * 1000 / ( t1 - t0 + 1 ) )) accounts/s)"
+    report_provisioned "$3" "$t0"
 }
 
-cmd_stop() {
-    [ $# -eq 1 ] || die "usage: stop DIR"
-    local dir=$1 port=""
-    [ -f "$dir/port" ] && port=$(cat "$dir/port")
-    # SIGTERM is Prosody's graceful shutdown.
-    stop_pids "$port" "$STOP_GRACE" $(server_pids "$dir")
-}
-
-case "${1:-}" in
-    start) shift; cmd_start "$@" ;;
-    provision) shift; cmd_provision "$@" ;;
-    stop) shift; cmd_stop "$@" ;;
-    pids) shift; [ $# -eq 1 ] || die "usage: pids DIR"; server_pids "$1" ;;
-    rss) shift; [ $# -eq 1 ] || die "usage: rss DIR"; rss_of $(server_pids "$1") ;;
-    *) die "usage: $0 start DIR PORT DOMAIN | provision DIR DOMAIN N | stop DIR | pids DIR | rss DIR" ;;
-esac
+server_main "$@"

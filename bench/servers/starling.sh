@@ -106,24 +106,7 @@ cmd_provision() {
     (cd "$dir" && timeout 600 "${exe[@]}" import-users "$dir/users.csv" --host "$domain" \
         $(common_args "$dir" "$port" "$domain")) || die "import-users failed"
     rm -f "$dir/users.csv"
-    local t1; t1=$(now_ms)
-    echo "provisioned $n accounts in $(( t1 - t0 )) ms ($(( n * 1000 / ( t1 - t0 + 1 ) )) accounts/s)"
+    report_provisioned "$n" "$t0"
 }
 
-cmd_stop() {
-    [ $# -eq 1 ] || die "usage: stop DIR"
-    local dir=$1 port=""
-    [ -f "$dir/port" ] && port=$(cat "$dir/port")
-    # SIGTERM: the .NET host's graceful shutdown.
-    stop_pids "$port" "$STOP_GRACE" $(server_pids "$dir")
-}
-
-case "${1:-}" in
-    build) shift; cmd_build "$@" ;;
-    start) shift; cmd_start "$@" ;;
-    provision) shift; cmd_provision "$@" ;;
-    stop) shift; cmd_stop "$@" ;;
-    pids) shift; [ $# -eq 1 ] || die "usage: pids DIR"; server_pids "$1" ;;
-    rss) shift; [ $# -eq 1 ] || die "usage: rss DIR"; rss_of $(server_pids "$1") ;;
-    *) die "usage: $0 build DIR | start DIR PORT DOMAIN | provision DIR DOMAIN N | stop DIR | pids DIR | rss DIR" ;;
-esac
+server_main "$@"
