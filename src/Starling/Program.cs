@@ -234,6 +234,7 @@ public static class Program
             var c = host.Server.Certificates.Get(h.Name)!;
             Console.WriteLine($"  host {h.Name}: certificate {c.Path}{(h.RequireEncryption ? "" : " (plaintext allowed)")}");
         }
+        Console.WriteLine($"  modules: {string.Join(", ", host.Server.Modules.Enabled)}");
         foreach (var ep in host.C2sEndPoints) Console.WriteLine($"  listening for clients (c2s) on {Describe(ep)}");
         Console.WriteLine($"ready in {started.ElapsedMilliseconds} ms; Ctrl+C to stop");
         await host.WaitForShutdownAsync(ct);
