@@ -116,11 +116,12 @@ public sealed class XmppServer : IAsyncDisposable
         if (quiet && allocated - _allocatedAtLastTrim > threshold) Trim();
     }
 
-    /// <summary>One compacting collection that also returns free memory to the OS.</summary>
+    /// <summary>One compacting collection that also returns free memory to the OS, then the same for the C heap.</summary>
     public void Trim()
     {
         _allocatedAtLastTrim = GC.GetTotalAllocatedBytes();
         GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        Tls.NativeHeap.TrimNativeHeap(); // and the C heap: freed TLS handshake and record buffers
     }
 
     private void Tick()

@@ -13,7 +13,7 @@ namespace Starling.Xmpp;
 /// <para>Localpart: PRECIS UsernameCaseMapped (RFC 8265 §3.3) and without <c>" &amp; ' / : &lt; &gt; @</c>.
 /// Resourcepart: PRECIS OpaqueString (RFC 8265 §4.2). See <see cref="Precis"/> for the simplifications.</para>
 /// <para>Domainpart: one trailing dot is stripped; an IPv6 literal in brackets is kept in its canonical
-/// textual form; otherwise the name is validated through IDNA (<see cref="IdnMapping"/>, STD3 rules) and
+/// textual form; otherwise the name is validated through IDNA (UTS #46 via <see cref="Icu"/>, STD3 rules) and
 /// kept in lower-case Unicode (U-label) form, so "xn--bcher-kva.example" and "Bücher.EXAMPLE" both become
 /// "bücher.example". U-labels are what users see and what RFC 7622 §3.2.2 compares; the A-label form
 /// is only needed at the DNS boundary. Plain ASCII names must be LDH labels of 1..63 octets.</para>
@@ -265,8 +265,6 @@ public sealed class Jid : IEquatable<Jid>
         return true;
     }
 
-    private static readonly IdnMapping Idn = new() { AllowUnassigned = false, UseStd3AsciiRules = true };
-
     /// <summary>RFC 7622 §3.2 domainpart. Returns <paramref name="input"/> itself when it is already normalised ASCII.</summary>
     internal static string? NormalizeDomain(string input, out string? error)
     {
@@ -375,14 +373,10 @@ public sealed class Jid : IEquatable<Jid>
 
     private static string? NormalizeInternationalDomain(string s, bool strippedDot, out string? error)
     {
-        string asciiForm;
-        try
+        string? asciiForm = Icu.IdnToAscii(s);
+        if (asciiForm is null)
         {
-            asciiForm = Idn.GetAscii(s);
-        }
-        catch (ArgumentException)
-        {
-            error = "invalid domain";
+            error = Icu.IsAvailable ? "invalid domain" : "internationalized domain names need ICU (libicu), which is not installed";
             return null;
         }
 
@@ -420,12 +414,8 @@ public sealed class Jid : IEquatable<Jid>
             }
         }
 
-        string unicode;
-        try
-        {
-            unicode = Idn.GetUnicode(asciiForm);
-        }
-        catch (ArgumentException)
+        string? unicode = Icu.IdnToUnicode(asciiForm);
+        if (unicode is null)
         {
             error = "invalid domain";
             return null;

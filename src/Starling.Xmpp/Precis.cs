@@ -213,18 +213,12 @@ internal static class Precis
         return null;
     }
 
-    /// <summary>NFC/NFKC; null when the runtime refuses the input (it throws on some noncharacters, which every profile disallows anyway).</summary>
-    internal static string? TryNormalize(string s, NormalizationForm form)
-    {
-        try
-        {
-            return s.IsNormalized(form) ? s : s.Normalize(form);
-        }
-        catch (ArgumentException)
-        {
-            return null;
-        }
-    }
+    /// <summary>
+    /// NFC/NFKC through <see cref="Icu"/>; null for ill-formed input (unpaired surrogates, U+FFFE/U+FFFF, which every
+    /// profile disallows anyway) or when non-ASCII text cannot be normalized because ICU is missing.
+    /// </summary>
+    internal static string? TryNormalize(string s, NormalizationForm form) =>
+        Icu.Normalize(s, compatibility: form == NormalizationForm.FormKC);
 
     /// <summary>RFC 8265 width mapping: fullwidth and halfwidth forms to their decompositions.</summary>
     private static string MapWidth(string s)
@@ -337,7 +331,7 @@ internal static class Precis
         if (IsOldHangulJamo(cp) || IsDefaultIgnorable(cp) || IsNoncharacter(cp) || category == UnicodeCategory.Control)
             return CodePointClass.Disallowed;
 
-        if (cp >= 0x80 && !rune.ToString().IsNormalized(NormalizationForm.FormKC))
+        if (cp >= 0x80 && !Icu.IsNormalized(rune.ToString(), compatibility: true))
             return CodePointClass.FreeformOnly; // HasCompat
 
         switch (category)

@@ -267,6 +267,10 @@ public sealed class CliTests : IDisposable
             // Default policy: TLS required before anything else (RFC 6120 §5.3.1).
             Assert.Contains("<starttls xmlns=\"urn:ietf:params:xml:ns:xmpp-tls\"><required/></starttls>", received.ToString(), StringComparison.Ordinal);
 
+            // Footprint: ICU (~5 MB) is loaded for the first non-ASCII JID (src/Starling.Xmpp/Icu.cs), not at start-up.
+            if (OperatingSystem.IsLinux())
+                Assert.DoesNotContain("libicu", await File.ReadAllTextAsync($"/proc/{server.Id}/maps"), StringComparison.Ordinal);
+
             // The admin commands work while the server runs.
             var add = await RunAsync("pw\n", "adduser", "erin@localhost", "--password-stdin");
             Assert.Equal(0, add.Exit);

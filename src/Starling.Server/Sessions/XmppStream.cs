@@ -1,3 +1,4 @@
+using Starling.Server.Tls;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
@@ -319,6 +320,7 @@ public abstract class XmppStream
             throw;
         }
         _tls = tls;
+        NativeHeap.ReleaseBuffersWhenIdle(tls); // ~34 KB less native memory per idle TLS session
         // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (memory per idle session).
         _input = PipeReader.Create(tls, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
         _output = PipeWriter.Create(tls, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
