@@ -41,14 +41,13 @@ internal static class ScramPrimitives
     };
 #pragma warning restore CA5350
 
-    /// <summary>Hi(str, salt, i) = PBKDF2 with HMAC as PRF and one block of output.</summary>
+    /// <summary>Hi(str, salt, i) = PBKDF2 with HMAC as PRF and one block of output (see <see cref="ScramPbkdf2"/>).</summary>
     public static byte[] Hi(ScramHash hash, string preparedPassword, byte[] salt, int iterations)
     {
-        HashAlgorithmName name = hash == ScramHash.Sha1 ? HashAlgorithmName.SHA1 : HashAlgorithmName.SHA256;
         byte[] password = Encoding.UTF8.GetBytes(preparedPassword);
         try
         {
-            return Rfc2898DeriveBytes.Pbkdf2(password, salt, iterations, name, HashLength(hash));
+            return ScramPbkdf2.Derive(hash, password, salt, iterations);
         }
         finally
         {
