@@ -27,6 +27,8 @@ public sealed class SqliteStorage : IStorage
     private readonly string _connectionString;
     private readonly ILogger? _logger;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _configured = new();
+    private static readonly object Configured = new();
     private readonly SqliteConnection? _keepAlive;
     private volatile bool _walChecked;
     private bool _disposed;
@@ -247,9 +249,17 @@ public sealed class SqliteStorage : IStorage
         try
         {
             await connection.OpenAsync(cancellationToken);
-            using (var pragmas = Command(connection, null, ConnectionPragmas))
+            // The pragmas belong to the native connection, which the pool keeps open between uses: set them once
+            // per native connection, not on every open (that was three statements parsed and run per query).
+            object? handle = connection.Handle;
+            if (handle is null || !_configured.TryGetValue(handle, out _))
             {
-                pragmas.ExecuteNonQuery();
+                using (var pragmas = Command(connection, null, ConnectionPragmas))
+                {
+                    pragmas.ExecuteNonQuery();
+                }
+
+                if (handle is not null) _configured.AddOrUpdate(handle, Configured);
             }
 
             if (!_walChecked)

@@ -1,0 +1,41 @@
+using System.Globalization;
+using Starling.Server.Storage.Sqlite;
+
+namespace Starling.Server.Tests.Storage;
+
+/// <summary>The per-connection pragmas are set once per native connection and stay set on pooled reuse.</summary>
+public sealed class SqliteConnectionSettingsTests
+{
+    [Fact]
+    public async Task Every_use_of_a_pooled_connection_has_the_pragmas()
+    {
+        await using var db = new TempDatabase();
+        var storage = await db.OpenMigratedAsync();
+
+        for (int i = 0; i < 5; i++)
+        {
+            // Reads and writes, sequential (one pooled connection reused) and concurrent (several).
+            var reads = Enumerable.Range(0, 4).Select(_ => storage.ReadAsync(connection => Pragmas(connection, null), CancellationToken.None));
+            foreach (var (foreignKeys, synchronous, busyTimeout) in await Task.WhenAll(reads))
+            {
+                Assert.Equal(1, foreignKeys);
+                Assert.Equal(1, synchronous); // NORMAL
+                Assert.True(busyTimeout > 0);
+            }
+
+            var written = await storage.WriteAsync((connection, transaction) => Pragmas(connection, transaction), CancellationToken.None);
+            Assert.Equal(1, written.ForeignKeys);
+        }
+    }
+
+    private static (long ForeignKeys, long Synchronous, long BusyTimeout) Pragmas(Microsoft.Data.Sqlite.SqliteConnection connection, Microsoft.Data.Sqlite.SqliteTransaction? transaction)
+    {
+        long Read(string pragma)
+        {
+            using var command = SqliteStorage.Command(connection, transaction, "PRAGMA " + pragma);
+            return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+        }
+
+        return (Read("foreign_keys"), Read("synchronous"), Read("busy_timeout"));
+    }
+}
