@@ -376,7 +376,7 @@ public sealed class Jid : IEquatable<Jid>
         string? asciiForm = Icu.IdnToAscii(s);
         if (asciiForm is null)
         {
-            error = Icu.IsAvailable ? "invalid domain" : "internationalized domain names need ICU (libicu), which is not installed";
+            error = Icu.IsAvailable ? "invalid domain" : Precis.NormalizationFailure("domain");
             return null;
         }
 

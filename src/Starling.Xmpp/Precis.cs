@@ -86,7 +86,7 @@ internal static class Precis
             string? nfc = TryNormalize(s.ToLowerInvariant(), NormalizationForm.FormC);
             if (nfc is null)
             {
-                error = "invalid character in localpart";
+                error = NormalizationFailure("localpart");
                 return null;
             }
 
@@ -166,7 +166,7 @@ internal static class Precis
             string? s = TryNormalize(MapNonAsciiSpaces(input), NormalizationForm.FormC);
             if (s is null)
             {
-                error = "invalid character in resource";
+                error = NormalizationFailure("resource");
                 return null;
             }
 
@@ -187,6 +187,10 @@ internal static class Precis
     }
 
     internal static bool IsLocalExcluded(char c) => c is '"' or '&' or '\'' or '/' or ':' or '<' or '>' or '@';
+
+    /// <summary>Why <see cref="TryNormalize"/> gave no result: bad input, or no ICU on this machine for non-ASCII text.</summary>
+    internal static string NormalizationFailure(string part) =>
+        Icu.IsAvailable ? "invalid character in " + part : "non-ASCII text needs ICU (libicu), which is not installed";
 
     internal static string InvalidCharacter(int cp, string part) =>
         cp is > 0x20 and < 0x7F

@@ -71,7 +71,7 @@ public static class SaslPrep
         string? s = Precis.TryNormalize(sb.ToString(), NormalizationForm.FormKC);
         if (s is null)
         {
-            error = "invalid character in string";
+            error = Precis.NormalizationFailure("string");
             return false;
         }
 
