@@ -29,7 +29,7 @@ internal static partial class NativeHeap
     private static int _releaseBuffersState = IsSupportedRuntime() ? 1 : 0; // 1 = try, 0 = off
     private static int _trimState = OperatingSystem.IsLinux() ? 1 : 0;
 
-    /// <summary>Whether the last connection got SSL_MODE_RELEASE_BUFFERS (diagnostics and tests).</summary>
+    /// <summary>Whether new TLS connections still get SSL_MODE_RELEASE_BUFFERS (off after anything unexpected).</summary>
     public static bool ReleaseBuffersEnabled => Volatile.Read(ref _releaseBuffersState) == 1;
 
     private static bool IsSupportedRuntime() =>
@@ -41,11 +41,14 @@ internal static partial class NativeHeap
         if (Volatile.Read(ref _releaseBuffersState) == 0) return false;
         try
         {
-            if (SecurityContextField?.GetValue(stream) is not SafeHandle handle || handle.IsInvalid || handle.IsClosed)
+            if (SecurityContextField?.GetValue(stream) is not SafeHandle handle)
             {
-                Volatile.Write(ref _releaseBuffersState, 0);
+                Volatile.Write(ref _releaseBuffersState, 0); // not the runtime layout this was written for
                 return false;
             }
+
+            if (handle.IsInvalid || handle.IsClosed) return false; // this connection is already gone
+
             bool added = false;
             try
             {
