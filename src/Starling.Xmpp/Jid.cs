@@ -376,7 +376,7 @@ public sealed class Jid : IEquatable<Jid>
         string? asciiForm = Icu.IdnToAscii(s);
         if (asciiForm is null)
         {
-            error = Icu.IsAvailable ? "invalid domain" : Precis.NormalizationFailure("domain");
+            error = Precis.NormalizationFailure("invalid domain");
             return null;
         }
 

@@ -86,7 +86,7 @@ internal static class Precis
             string? nfc = TryNormalize(s.ToLowerInvariant(), NormalizationForm.FormC);
             if (nfc is null)
             {
-                error = NormalizationFailure("localpart");
+                error = NormalizationFailure("invalid character in localpart");
                 return null;
             }
 
@@ -166,7 +166,7 @@ internal static class Precis
             string? s = TryNormalize(MapNonAsciiSpaces(input), NormalizationForm.FormC);
             if (s is null)
             {
-                error = NormalizationFailure("resource");
+                error = NormalizationFailure("invalid character in resource");
                 return null;
             }
 
@@ -188,9 +188,12 @@ internal static class Precis
 
     internal static bool IsLocalExcluded(char c) => c is '"' or '&' or '\'' or '/' or ':' or '<' or '>' or '@';
 
-    /// <summary>Why <see cref="TryNormalize"/> gave no result: bad input, or no ICU on this machine for non-ASCII text.</summary>
-    internal static string NormalizationFailure(string part) =>
-        Icu.IsAvailable ? "invalid character in " + part : "non-ASCII text needs ICU (libicu), which is not installed";
+    /// <summary>
+    /// Why normalisation gave no result: <paramref name="invalidInput"/>, unless the reason is that this machine has no
+    /// ICU for non-ASCII text.
+    /// </summary>
+    internal static string NormalizationFailure(string invalidInput) =>
+        Icu.IsAvailable ? invalidInput : "non-ASCII text needs ICU (libicu), which is not installed";
 
     internal static string InvalidCharacter(int cp, string part) =>
         cp is > 0x20 and < 0x7F

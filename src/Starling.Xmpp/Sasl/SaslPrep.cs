@@ -71,7 +71,7 @@ public static class SaslPrep
         string? s = Precis.TryNormalize(sb.ToString(), NormalizationForm.FormKC);
         if (s is null)
         {
-            error = Precis.NormalizationFailure("string");
+            error = Precis.NormalizationFailure("invalid character in string");
             return false;
         }
 
