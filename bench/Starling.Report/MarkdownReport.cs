@@ -277,7 +277,7 @@ internal static class MarkdownReport
         {
             if (r.Fact("repeats", "3") != "3") parts.Add("REPEATS=" + r.Fact("repeats"));
             if (r.Fact("big_repeats", "1") != "1") parts.Add("BIG_REPEATS=" + r.Fact("big_repeats"));
-            if (r.Fact("idle_tls_sizes", "").Contains("19000", StringComparison.Ordinal)) parts.Add("IDLE_TLS_BIG=1");
+            if (!r.Fact("idle_tls_sizes", "").Contains("19000", StringComparison.Ordinal)) parts.Add("IDLE_TLS_BIG=0");
         }
 
         parts.Add(r.Fact("command", "bench/compare.sh"));

@@ -16,11 +16,12 @@ public sealed class SqliteConnectionSettingsTests
         {
             // Reads and writes, sequential (one pooled connection reused) and concurrent (several).
             var reads = Enumerable.Range(0, 4).Select(_ => storage.ReadAsync(connection => Pragmas(connection, null), CancellationToken.None));
-            foreach (var (foreignKeys, synchronous, busyTimeout) in await Task.WhenAll(reads))
+            foreach (var (foreignKeys, synchronous, busyTimeout, cacheSize) in await Task.WhenAll(reads))
             {
                 Assert.Equal(1, foreignKeys);
                 Assert.Equal(1, synchronous); // NORMAL
                 Assert.True(busyTimeout > 0);
+                Assert.Equal(-256, cacheSize); // KiB: a small page cache per pooled connection
             }
 
             var written = await storage.WriteAsync((connection, transaction) => Pragmas(connection, transaction), CancellationToken.None);
@@ -28,7 +29,21 @@ public sealed class SqliteConnectionSettingsTests
         }
     }
 
-    private static (long ForeignKeys, long Synchronous, long BusyTimeout) Pragmas(Microsoft.Data.Sqlite.SqliteConnection connection, Microsoft.Data.Sqlite.SqliteTransaction? transaction)
+    [Fact]
+    public async Task A_write_started_outside_the_thread_pool_runs_on_it()
+    {
+        // Connections are served on the socket threads, which must never wait for a write lock.
+        await using var db = new TempDatabase();
+        var storage = await db.OpenMigratedAsync();
+        bool? onPool = null;
+        var thread = new Thread(() =>
+            onPool = storage.WriteAsync((_, _) => Thread.CurrentThread.IsThreadPoolThread, CancellationToken.None).GetAwaiter().GetResult());
+        thread.Start();
+        Assert.True(thread.Join(TimeSpan.FromSeconds(30)));
+        Assert.True(onPool);
+    }
+
+    private static (long ForeignKeys, long Synchronous, long BusyTimeout, long CacheSize) Pragmas(Microsoft.Data.Sqlite.SqliteConnection connection, Microsoft.Data.Sqlite.SqliteTransaction? transaction)
     {
         long Read(string pragma)
         {
@@ -36,6 +51,6 @@ public sealed class SqliteConnectionSettingsTests
             return Convert.ToInt64(command.ExecuteScalar(), CultureInfo.InvariantCulture);
         }
 
-        return (Read("foreign_keys"), Read("synchronous"), Read("busy_timeout"));
+        return (Read("foreign_keys"), Read("synchronous"), Read("busy_timeout"), Read("cache_size"));
     }
 }

@@ -20,9 +20,16 @@ public sealed class SqliteStorage : IStorage
     /// <summary>How long an operation waits for another process's write lock before failing.</summary>
     public static readonly TimeSpan BusyTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// Page cache per pooled connection, in KiB (SQLite's default is 2,000). The pool keeps several connections and each
+    /// filled its cache with account pages under login load: ~2 MB resident apiece for pages the OS page cache holds
+    /// anyway. 256 KiB keeps the hot index pages; logins/s did not change (docs/benchmarks.md).
+    /// </summary>
+    private const int CacheKiB = 256;
+
     private static readonly string ConnectionPragmas = string.Create(
         CultureInfo.InvariantCulture,
-        $"PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = {(int)BusyTimeout.TotalMilliseconds};");
+        $"PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{CacheKiB}; PRAGMA busy_timeout = {(int)BusyTimeout.TotalMilliseconds};");
 
     private readonly string _connectionString;
     private readonly ILogger? _logger;
@@ -185,6 +192,10 @@ public sealed class SqliteStorage : IStorage
     /// <summary>Runs <paramref name="work"/> in one IMMEDIATE transaction, committed if it returns normally.</summary>
     internal async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, T> work, CancellationToken cancellationToken)
     {
+        // Connections are served on the socket threads (StarlingHost). A write can wait up to BusyTimeout for another
+        // process (the admin CLI) and pays for checkpoints, so it moves to the thread pool instead of holding up
+        // every connection of that socket thread. Reads in WAL mode do not wait for writers.
+        if (!Thread.CurrentThread.IsThreadPoolThread) await Task.Yield();
         await _writeGate.WaitAsync(cancellationToken);
         try
         {
