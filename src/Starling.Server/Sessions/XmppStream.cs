@@ -358,8 +358,8 @@ public abstract class XmppStream
         }
         _tls = tls;
         NativeHeap.ReleaseBuffersWhenIdle(tls); // ~34 KB less native memory per idle TLS session
-        // Zero-byte reads: an idle TLS connection waits for data without holding a read buffer (memory per idle session).
-        _input = PipeReader.Create(tls, new StreamPipeReaderOptions(bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true));
+        // An idle TLS connection waits for data without holding a read buffer (memory per idle session).
+        _input = new TlsPipeReader(tls);
         _output = PipeWriter.Create(tls, new StreamPipeWriterOptions(minimumBufferSize: 4096, leaveOpen: true));
         // RFC 6120 §5.4.3.3: both sides discard the old stream; the client sends a new header.
         Parser.Reset();
@@ -511,8 +511,9 @@ public abstract class XmppStream
         {
             Log.LogDebug("{Connection}: completing output: {Message}", ConnectionId, ex.Message);
         }
-        // RFC 6120 §4.4: give the peer a moment to send its own closing tag, then drop the connection.
-        if (!await CompletesWithinAsync(_readDone.Task, TimeSpan.FromSeconds(2))) _connection.Abort(new ConnectionAbortedException("stream closed"));
+        // RFC 6120 §4.4: give the peer a moment to send its own closing tag, then drop the connection. A peer that
+        // closed first (or whose input ended) needs no wait: the common case then arms no timer and wakes no thread.
+        if (!_peerGone && !await CompletesWithinAsync(_readDone.Task, TimeSpan.FromSeconds(2))) _connection.Abort(new ConnectionAbortedException("stream closed"));
         _writerDone.TrySetResult();
     }
 
