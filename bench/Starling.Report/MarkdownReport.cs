@@ -55,7 +55,13 @@ internal static class MarkdownReport
         }
 
         var (bestLoginName, bestLogin) = Best(pr.Metric("login-", "login", "logins_per_s"), ej.Metric("login-", "login", "logins_per_s"), higherIsBetter: true);
-        TargetRow(sb, "login: SCRAM-SHA-1 logins/s", st.Metric("login-", "login", "logins_per_s"), bestLogin, bestLoginName, ">= 2×", 2, higher: true, "N0");
+        TargetRow(sb, $"login: SCRAM-SHA-1 logins/s ({r.Fact("login_users")}-login runs)", st.Metric("login-", "login", "logins_per_s"), bestLogin, bestLoginName, ">= 2×", 2, higher: true, "N0");
+        if (r.Fact("login_short_users", "") != "")
+        {
+            // The earlier, shorter runs, kept beside the sustained ones so that the change of method is visible.
+            var (bestShortName, bestShort) = Best(pr.Metric("loginshort-", "login", "logins_per_s"), ej.Metric("loginshort-", "login", "logins_per_s"), higherIsBetter: true);
+            TargetRow(sb, $"login: the same, short runs of {r.Fact("login_short_users")} logins", st.Metric("loginshort-", "login", "logins_per_s"), bestShort, bestShortName, ">= 2×", 2, higher: true, "N0");
+        }
         TargetRow(sb, "footprint: RSS 3 s after start (MB)", Mb(st.Metric("footprint", "footprint", "rss_3s_kb")),
             Mb(pr.Metric("footprint", "footprint", "rss_3s_kb")), "Prosody", "<= 1.5×", 1.5, higher: false, "N1");
         var startup = st.Metric("footprint", "footprint", "startup_ms");
@@ -76,6 +82,10 @@ internal static class MarkdownReport
         Row(sb, "login: logins/s", cols, x => x.Metric("login-", "login", "logins_per_s"), "N0", relayToo: false);
         Row(sb, "login: p50 / p99 (ms)", cols, x => (x.Metric("login-", "login", "login_p50_ms"), x.Metric("login-", "login", "login_p99_ms")), relayToo: false);
         Row(sb, "login: failed", cols, x => x.Metric("login-", "login", "failed"), "N0", relayToo: false);
+        if (r.Fact("login_short_users", "") != "")
+        {
+            Row(sb, $"login, short runs of {r.Fact("login_short_users")}: logins/s", cols, x => x.Metric("loginshort-", "login", "logins_per_s"), "N0", relayToo: false);
+        }
         foreach (var (tls, size) in IdleCases(r))
         {
             string prefix = $"idle-{tls}-{size}-";
