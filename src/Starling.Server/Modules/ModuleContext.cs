@@ -6,6 +6,11 @@ using Starling.Xmpp;
 namespace Starling.Server.Modules;
 
 /// <summary>One XEP or feature, in one class, with one <see cref="Register"/> method (see shared/STYLE.md).</summary>
+/// <remarks>
+/// Handlers run on the socket thread that received the stanza (one per core, shared by many connections; see
+/// StarlingHost.UseInlineSocketCompletions), so they must not block: no synchronous waits or network I/O. Storage is
+/// fine: reads are short, and writes move to the thread pool by themselves (SqliteStorage.WriteAsync).
+/// </remarks>
 public interface IModule
 {
     /// <summary>Name used in config (Modules:Disabled).</summary>
