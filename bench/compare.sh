@@ -184,6 +184,18 @@ run_relay() {
 }
 
 # ---------------------------------------------------------------- one XMPP server
+# login_runs S DIR PORT NAME USERS: REPEATS login runs of USERS logins into $raw/NAME-r<k>.jsonl
+login_runs() {
+    local s=$1 dir=$2 port=$3 name=$4 users=$5 k
+    log "$s: $name $users users, concurrency $LOGIN_CONCURRENCY (x$REPEATS)"
+    for (( k = 1; k <= REPEATS; k++ )); do
+        # shellcheck disable=SC2046
+        loadgen "$raw/$name-r$k.jsonl" 300 login --port "$port" --domain "$DOMAIN" --users "$users" \
+            --concurrency "$LOGIN_CONCURRENCY" --label "$s/$name/r$k" $(pid_args "$s" "$dir")
+        has_line "$raw/$name-r$k.jsonl" login || unavailable "$raw/$name-r$k.jsonl" login "login run produced no result"
+    done
+}
+
 run_server() {
     local s=$1 port=$2 raw=$RESULTS/$s dir=$WORK/$s k n
     mkdir -p "$raw"
@@ -213,22 +225,10 @@ run_server() {
         unavailable "$raw/provision.jsonl" provision "provisioning failed (see harness log)"; stop_server "$s" "$dir"; return
     fi
 
-    # Login: warm-up (not recorded), then REPEATS runs on the same server.
-    log "$s: login $LOGIN_USERS users, concurrency $LOGIN_CONCURRENCY (x$REPEATS)"
+    # Login: warm-up (not recorded), then REPEATS runs on the same server, sustained then short.
     loadgen "$WORK/warm.jsonl" 120 login --port "$port" --domain "$DOMAIN" --users "$WARM_USERS" --concurrency 20 >/dev/null
-    for (( k = 1; k <= REPEATS; k++ )); do
-        # shellcheck disable=SC2046
-        loadgen "$raw/login-r$k.jsonl" 300 login --port "$port" --domain "$DOMAIN" --users "$LOGIN_USERS" \
-            --concurrency "$LOGIN_CONCURRENCY" --label "$s/login/r$k" $(pid_args "$s" "$dir")
-        has_line "$raw/login-r$k.jsonl" login || unavailable "$raw/login-r$k.jsonl" login "login run produced no result"
-    done
-    log "$s: login $LOGIN_SHORT_USERS users, concurrency $LOGIN_CONCURRENCY (x$REPEATS, short runs)"
-    for (( k = 1; k <= REPEATS; k++ )); do
-        # shellcheck disable=SC2046
-        loadgen "$raw/loginshort-r$k.jsonl" 300 login --port "$port" --domain "$DOMAIN" --users "$LOGIN_SHORT_USERS" \
-            --concurrency "$LOGIN_CONCURRENCY" --label "$s/loginshort/r$k" $(pid_args "$s" "$dir")
-        has_line "$raw/loginshort-r$k.jsonl" login || unavailable "$raw/loginshort-r$k.jsonl" login "login run produced no result"
-    done
+    login_runs "$s" "$dir" "$port" login "$LOGIN_USERS"
+    login_runs "$s" "$dir" "$port" loginshort "$LOGIN_SHORT_USERS"
 
     # Chat search on the same (warm) server, REPEATS times.
     for (( k = 1; k <= REPEATS; k++ )); do
