@@ -99,16 +99,16 @@ if [ "$status" -ne 0 ]; then
 fi
 
 # --- report --------------------------------------------------------------------------------------------------------
-stat() { sed -n "s/^$1 *: *//p" "$2"; }
+field() { sed -n "s/^$1 *: *//p" "$2"; }
 total=0
 for stats in "$findings"/*/fuzzer_stats; do
     [ -f "$stats" ] || continue
     node=$(basename "$(dirname "$stats")")
-    execs=$(stat execs_done "$stats")
+    execs=$(field execs_done "$stats")
     total=$((total + execs))
     printf '%-6s execs %s, %s exec/s (this run), paths %s, map coverage %s, crashes %s, hangs %s\n' "$node" \
-        "$execs" "$(stat execs_per_sec "$stats")" "$(stat corpus_count "$stats")" "$(stat bitmap_cvg "$stats")" \
-        "$(stat saved_crashes "$stats")" "$(stat saved_hangs "$stats")"
+        "$execs" "$(field execs_per_sec "$stats")" "$(field corpus_count "$stats")" "$(field bitmap_cvg "$stats")" \
+        "$(field saved_crashes "$stats")" "$(field saved_hangs "$stats")"
 done
 printf '%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$harness" "$elapsed" "$total" >>"$findings/history.tsv"
 echo "executions: $total in ${elapsed}s (afl-fuzz's count for this run; earlier runs: $findings/history.tsv)"
