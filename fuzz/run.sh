@@ -6,7 +6,8 @@
 # Installs what is missing (afl++ from apt, the SharpFuzz.CommandLine tool into fuzz/.work/tools), publishes the
 # harness project, instruments the code under test, checks that every seed passes, runs afl-fuzz under nice -n 19,
 # and prints executions, exec/s, paths, coverage, crashes and hangs (each crash replayed with its exception).
-# A second run of the same harness resumes where the last one stopped (same findings folder).
+# A second run of the same harness resumes where the last one stopped (same findings folder); afl-fuzz's counts
+# then include the earlier runs.
 #
 # Environment: FUZZ_JOBS=N runs N afl-fuzz instances (one main, N-1 secondaries; default 1);
 # FUZZ_WORK=DIR moves the work folder (default fuzz/.work); FUZZ_TIMEOUT_MS per-execution timeout (default 10000,
@@ -106,12 +107,13 @@ for stats in "$findings"/*/fuzzer_stats; do
     node=$(basename "$(dirname "$stats")")
     execs=$(field execs_done "$stats")
     total=$((total + execs))
-    printf '%-6s execs %s, %s exec/s (this run), paths %s, map coverage %s, crashes %s, hangs %s\n' "$node" \
+    printf '%-6s execs %s, %s exec/s, paths %s, map coverage %s, crashes %s, hangs %s\n' "$node" \
         "$execs" "$(field execs_per_sec "$stats")" "$(field corpus_count "$stats")" "$(field bitmap_cvg "$stats")" \
         "$(field saved_crashes "$stats")" "$(field saved_hangs "$stats")"
 done
 printf '%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$harness" "$elapsed" "$total" >>"$findings/history.tsv"
-echo "executions: $total in ${elapsed}s (afl-fuzz's count for this run; earlier runs: $findings/history.tsv)"
+# afl-fuzz keeps counting on resume: the figures cover every run of this findings folder (history.tsv has each run).
+echo "executions: $total over all runs of $findings (this run: ${elapsed}s; see history.tsv)"
 
 shopt -s nullglob
 crashes=("$findings"/*/crashes/id:*)
