@@ -112,10 +112,13 @@ public sealed class AuthThrottle
     /// <summary>
     /// A new authentication attempt from <paramref name="remote"/>. False while its block is barred: refuse it at once
     /// and tell the client to wait <paramref name="wait"/>. True: the attempt counts as a failure until
-    /// <see cref="Succeeded"/>.
+    /// <see cref="Succeeded"/>, and past the free failures it bars the block for the penalty it would earn by failing
+    /// (so a thousand parallel connections get one guess, not a thousand); <paramref name="reservation"/> identifies
+    /// that bar, which a success lifts again.
     /// </summary>
-    public bool TryBegin(EndPoint? remote, out TimeSpan wait)
+    public bool TryBegin(EndPoint? remote, out TimeSpan wait, out long reservation)
     {
+        reservation = 0;
         long now = _clock();
         var entry = Block(BlockOf(remote), now);
         lock (entry)
@@ -128,7 +131,13 @@ public sealed class AuthThrottle
             }
             entry.Failures++;
             entry.LastActivity = now;
-            if (entry.Failures > _addressFree) entry.BarredUntil = now + Penalty(entry.Failures - _addressFree, _addressStep, _addressMax);
+            if (entry.Failures > _addressFree)
+            {
+                entry.BarredUntil = now + Penalty(entry.Failures - _addressFree, _addressStep, _addressMax);
+                // Never 0, so that 0 means "no reservation".
+                reservation = entry.BarredUntil == 0 ? 1 : entry.BarredUntil;
+                entry.BarredUntil = reservation;
+            }
         }
         wait = TimeSpan.Zero;
         return true;
@@ -185,10 +194,12 @@ public sealed class AuthThrottle
     }
 
     /// <summary>
-    /// An attempt succeeded: the block gets back this attempt (not its other failures); the account's failures are
-    /// cleared and the block is remembered as one the account logs in from.
+    /// An attempt succeeded: the block gets back this attempt and the bar it reserved when no failure or attempt
+    /// since has replaced it (not its other failures, so logging in to an account of one's own does not clear the
+    /// penalty of guesses on others); the account's failures are cleared and the block is remembered as one the
+    /// account logs in from.
     /// </summary>
-    public void Succeeded(EndPoint? remote, string host, string user)
+    public void Succeeded(EndPoint? remote, string host, string user, long reservation)
     {
         long now = _clock();
         var key = BlockOf(remote);
@@ -197,6 +208,7 @@ public sealed class AuthThrottle
             lock (block)
             {
                 if (block.Failures > 0) block.Failures--;
+                if (reservation != 0 && block.BarredUntil == reservation) block.BarredUntil = 0;
             }
         }
         if (_accounts.TryGetValue((host, user), out var account))

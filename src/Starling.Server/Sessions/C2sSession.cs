@@ -29,6 +29,7 @@ public sealed class C2sSession : XmppStream
     private int _authFailures;
     private bool _attemptStarted;
     private string? _attemptAccount;
+    private long _attemptReservation;
     private bool _authenticated;
     private string? _username;
     private bool _closedHandled;
@@ -295,7 +296,7 @@ public sealed class C2sSession : XmppStream
             AuthFailed("invalid-mechanism", mechanism is null ? "no mechanism given" : "that mechanism is not offered; see <mechanisms/> in the stream features");
             return;
         }
-        if (!Server.AuthThrottle.TryBegin(RemoteEndPoint, out var wait))
+        if (!Server.AuthThrottle.TryBegin(RemoteEndPoint, out var wait, out _attemptReservation))
         {
             // RFC 6120 §6.5.12: refused at once rather than held open, with the time to wait.
             Refuse($"too many failed logins from your network; wait {Seconds(wait)} seconds before trying again");
@@ -472,7 +473,7 @@ public sealed class C2sSession : XmppStream
             AuthFailed("invalid-authzid");
             return;
         }
-        Server.AuthThrottle.Succeeded(RemoteEndPoint, _host.Name, local);
+        Server.AuthThrottle.Succeeded(RemoteEndPoint, _host.Name, local, _attemptReservation);
         var mechanism = _mechanism;
         ResetSasl();
         _authenticated = true;
@@ -493,6 +494,7 @@ public sealed class C2sSession : XmppStream
         _mechanism = null;
         _attemptStarted = false;
         _attemptAccount = null;
+        _attemptReservation = 0;
     }
 
     /// <summary>
