@@ -13,6 +13,8 @@ public sealed class SaslRobustnessTests
 {
     private const string Sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
 
+    private static string Cut(string s) => s.Length > 400 ? s[..400] + "…" : s;
+
     private static string B64(string s) => Convert.ToBase64String(Encoding.UTF8.GetBytes(s));
 
     private static string Auth(string mechanism, string payload = "") => $"<auth xmlns='{Sasl}' mechanism='{mechanism}'>{payload}</auth>";
@@ -75,7 +77,7 @@ public sealed class SaslRobustnessTests
             }
             Assert.True(answer.Name is "failure" or "challenge", $"{name}: unexpected {answer}");
             // Item 2: never more than a short text back, whatever the client sent.
-            Assert.True(answer.ToString().Length < 600, $"{name}: the answer echoes client input: {answer.ToString()[..600]}");
+            Assert.True(answer.ToString().Length < 600, $"{name}: the answer echoes client input: {Cut(answer.ToString())}");
         }
         // The stream is still usable: a normal login on the same connection works.
         await client.AuthenticateScramAsync("alice", TestServer.Password);
@@ -106,7 +108,7 @@ public sealed class SaslRobustnessTests
         var to = new string('x', 3000) + ".example";
         await client.SendStreamHeaderAsync(to);
         var error = await client.ExpectStreamErrorAsync("host-unknown");
-        Assert.True(error.ToString().Length < 400, $"the stream error echoes the address: {error.ToString()[..400]}");
+        Assert.True(error.ToString().Length < 400, $"the stream error echoes the address: {Cut(error.ToString())}");
         await AssertAliceAndBobChatAsync(server);
     }
 
@@ -116,9 +118,10 @@ public sealed class SaslRobustnessTests
         await using var server = await TestServer.StartWithAliceAndBobAsync();
         var client = await server.ConnectAsync();
         await client.OpenStreamAsync();
-        await client.SendAsync($"<{new string('e', 3000)} xmlns='urn:{new string('n', 3000)}'/>");
+        // Names are limited by the parser (256 bytes); namespaces only by the stanza size.
+        await client.SendAsync($"<{new string('e', 250)} xmlns='urn:{new string('n', 3000)}'/>");
         var error = await client.ExpectStreamErrorAsync("unsupported-stanza-type");
-        Assert.True(error.ToString().Length < 400, $"the stream error echoes the element: {error.ToString()[..400]}");
+        Assert.True(error.ToString().Length < 400, $"the stream error echoes the element: {Cut(error.ToString())}");
         await AssertAliceAndBobChatAsync(server);
     }
 
