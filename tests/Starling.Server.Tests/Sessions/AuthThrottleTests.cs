@@ -5,13 +5,56 @@ using Starling.Server.Sessions;
 namespace Starling.Server.Tests.Sessions;
 
 /// <summary>The throttle's rules on a fake clock (the functional LoginThrottleTests check them on the wire).</summary>
-public sealed class AuthThrottleTests
+public sealed class AuthThrottleTests : IDisposable
 {
+    private readonly List<string> _files = [];
     private long _now = 1_000_000;
+
+    public void Dispose()
+    {
+        foreach (var file in _files) File.Delete(file);
+    }
 
     private AuthThrottle Create(AuthOptions? options = null) => new(options ?? new AuthOptions(), () => _now);
 
+    /// <summary>An explicit empty config file, so that ./starling.json and STARLING_CONFIG are never read.</summary>
+    private string EmptyConfigFile()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "starling-auth-" + Guid.NewGuid().ToString("N") + ".json");
+        File.WriteAllText(path, "{}");
+        _files.Add(path);
+        return path;
+    }
+
     private static IPEndPoint At(string address) => new(IPAddress.Parse(address), 40000);
+
+    [Theory]
+    [InlineData("--Auth:AddressFreeFailures=0", "Auth:AddressFreeFailures must be a positive number")]
+    [InlineData("--Auth:AccountMaxDelaySeconds=-1", "Auth:AccountMaxDelaySeconds must be a positive number")]
+    [InlineData("--Auth:MaxTrackedEntries=10", "Auth:MaxTrackedEntries must be at least 100")]
+    public void Invalid_auth_options_are_rejected_with_the_key_named(string option, string message)
+    {
+        var error = Assert.Throws<ConfigurationException>(() => StarlingConfiguration.Load(EmptyConfigFile(), ["--DataDirectory=" + Path.GetTempPath(), option]));
+        Assert.Contains(message, error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Auth_defaults_are_valid_and_never_met_by_a_client_with_a_typo_or_two()
+    {
+        var options = StarlingConfiguration.Load(EmptyConfigFile(), ["--DataDirectory=" + Path.GetTempPath()]).Options.Auth;
+        Assert.True(options.AddressFreeFailures >= 3 && options.AccountFreeFailures >= 3);
+        var throttle = Create(options);
+        var from = At("192.0.2.1");
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.True(throttle.TryBegin(from, out _, out _));
+            throttle.Failed(from, "localhost", "alice");
+        }
+        Assert.True(throttle.TryBegin(from, out _, out long r));
+        Assert.True(throttle.TryHoldForAccount(from, "localhost", "alice", out var wait));
+        Assert.Equal(TimeSpan.Zero, wait);
+        throttle.Succeeded(from, "localhost", "alice", r);
+    }
 
     [Fact]
     public void Ipv6_addresses_in_one_64_share_a_block_and_ipv4_is_per_address()
