@@ -3,7 +3,7 @@ using Starling.Xmpp.Sasl;
 
 namespace Starling.Xmpp.Tests;
 
-/// <summary>Stand-in credentials for unknown accounts (RFC 5802 §9) and what a real SCRAM client checks of a server.</summary>
+/// <summary>Stand-in credentials for unknown accounts and what a real SCRAM client checks of a server.</summary>
 public sealed class ScramStandInsTests
 {
     private static readonly byte[] Key = Enumerable.Range(1, ScramStandIns.KeyLength).Select(i => (byte)i).ToArray();

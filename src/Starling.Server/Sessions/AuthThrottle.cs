@@ -13,7 +13,7 @@ namespace Starling.Server.Sessions;
 /// 2^64 fresh counters). Every attempt counts as a failure from the moment it starts (an <c>&lt;auth/&gt;</c>) until it
 /// succeeds, so parallel connections do not multiply guesses: past <see cref="AuthOptions.AddressFreeFailures"/> an
 /// attempt that starts bars the whole block for a penalty that grows with its failures, and while a block is barred
-/// new attempts are refused at once (<c>&lt;temporary-auth-failure/&gt;</c>, RFC 6120 §6.5.12) instead of being held
+/// new attempts are refused at once (<c>&lt;temporary-auth-failure/&gt;</c>, RFC 6120 §6.5.11) instead of being held
 /// open. A success only takes back its own attempt: it does not wipe the block's failures.</para>
 /// <para>Per account (any address): past <see cref="AuthOptions.AccountFreeFailures"/> each attempt on the account
 /// waits a delay before its answer, and attempts queue one delay apart, so guesses on one account are bounded no

@@ -298,7 +298,7 @@ public sealed class C2sSession : XmppStream
         }
         if (!Server.AuthThrottle.TryBegin(RemoteEndPoint, out var wait, out _attemptReservation))
         {
-            // RFC 6120 §6.5.12: refused at once rather than held open, with the time to wait.
+            // RFC 6120 §6.5.11: refused at once rather than held open, with the time to wait.
             Refuse($"too many failed logins from your network; wait {Seconds(wait)} seconds before trying again");
             return;
         }
@@ -510,7 +510,7 @@ public sealed class C2sSession : XmppStream
         CountFailure(condition, text);
     }
 
-    /// <summary>An attempt refused by the throttle (RFC 6120 §6.5.12 temporary-auth-failure); not itself a guess.</summary>
+    /// <summary>An attempt refused by the throttle (RFC 6120 §6.5.11 temporary-auth-failure); not itself a guess.</summary>
     private void Refuse(string text)
     {
         ResetSasl();

@@ -269,7 +269,7 @@ public sealed class ScramServer
     /// <summary>
     /// Step 2: the server-first-message. For an unknown account pass a null <paramref name="credential"/> and its
     /// <paramref name="standIn"/> (<see cref="ScramStandIns.For"/>): the exchange then looks the same on the wire (salt,
-    /// iteration count, nonce) and fails only at the proof, as a wrong password does (RFC 5802 §9).
+    /// iteration count, nonce) and fails only at the proof, as a wrong password does (RFC 5802 §7 has e=unknown-user, which would tell which accounts exist).
     /// </summary>
     public byte[] CreateServerFirst(ScramCredential? credential, ScramCredential? standIn = null)
     {

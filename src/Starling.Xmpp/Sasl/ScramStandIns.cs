@@ -5,7 +5,7 @@ namespace Starling.Xmpp.Sasl;
 
 /// <summary>
 /// Stand-in SCRAM credentials for accounts that do not exist, so that a client cannot tell unknown accounts from
-/// known ones by what the server says (RFC 5802 §9: the server should not reveal whether a username exists).
+/// known ones by what the server says (RFC 5802 §7 offers e=unknown-user; answering with it, or failing early, would tell which accounts exist).
 /// </summary>
 /// <remarks>
 /// A real account has a random salt per hash (SHA-1 and SHA-256 salts differ) that never changes. A stand-in's salt is

@@ -11,7 +11,7 @@ using static Starling.Server.Tests.Functional.SaslProbe;
 namespace Starling.Server.Tests.Functional;
 
 /// <summary>
-/// Issue #13 item 4: unknown and known accounts must look the same on the wire and in time (RFC 5802 §9).
+/// Issue #13 item 4: unknown and known accounts must look the same on the wire and in time.
 /// The throttle is opened wide here so that only what the server says is measured.
 /// </summary>
 public sealed class SaslEnumerationTests
