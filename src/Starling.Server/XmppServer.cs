@@ -35,6 +35,8 @@ public sealed class XmppServer : IAsyncDisposable
             MaxAttributes = config.Options.Limits.MaxAttributes,
         };
         Router = new LocalRouter(this);
+        AuthThrottle = new AuthThrottle(config.Options.Auth);
+        ScramStandIns = new Xmpp.Sasl.ScramStandIns(AuthSecret.LoadOrCreate(config.DataDirectory));
         _timer = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
     }
 
@@ -54,7 +56,10 @@ public sealed class XmppServer : IAsyncDisposable
 
     public ConnectionRegistry Connections { get; } = new();
 
-    public AuthThrottle AuthThrottle { get; } = new();
+    public AuthThrottle AuthThrottle { get; }
+
+    /// <summary>SCRAM credentials shown for accounts that do not exist (keyed by a secret in the data directory).</summary>
+    public Xmpp.Sasl.ScramStandIns ScramStandIns { get; }
 
     public LocalRouter Router { get; }
 

@@ -7,6 +7,7 @@ public class ScramTests
 {
     private static readonly byte[] CbData = Enumerable.Range(0, 32).Select(i => (byte)i).ToArray();
     private const string CbType = "tls-server-end-point";
+    private static readonly ScramStandIns StandIns = new(new byte[ScramStandIns.KeyLength]);
 
     private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
     private static string S(byte[] b) => Encoding.UTF8.GetString(b);
@@ -60,7 +61,9 @@ public class ScramTests
         SaslStepResult first = server.HandleClientFirst(client.ClientFirst());
         if (first != SaslStepResult.Continue)
             return (first, server.FailureCondition, client, null);
-        byte[] clientFinal = client.ClientFinal(server.CreateServerFirst(credential));
+        ScramHash hash = client.MechanismName.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramHash.Sha256 : ScramHash.Sha1;
+        ScramCredential? standIn = credential is null ? StandIns.For(hash, "localhost", server.Username!) : null;
+        byte[] clientFinal = client.ClientFinal(server.CreateServerFirst(credential, standIn));
         SaslStepResult result = server.HandleClientFinal(clientFinal, out byte[]? serverFinal);
         return (result, server.FailureCondition, client, serverFinal);
     }
@@ -72,7 +75,7 @@ public class ScramTests
     [InlineData(ScramHash.Sha256, true)]
     public void Round_trip(ScramHash hash, bool plus)
     {
-        ScramCredential credential = ScramCredential.Create(hash, "s3cr\u00E8t p\u00E4ss", 1000);
+        ScramCredential credential = ScramCredential.Create(hash, "s3cr\u00E8t p\u00E4ss", 4096);
         var server = new ScramServer(hash, plus, CbType, CbData);
         var client = plus
             ? new ScramClient(hash, "ju,li=et", "s3cr\u00E8t p\u00E4ss", CbType, CbData) { AuthorizationId = "a=b,c" }
@@ -92,7 +95,7 @@ public class ScramTests
     {
         var server = new ScramServer(ScramHash.Sha256, false, null, null);
         var client = new ScramClient(ScramHash.Sha256, "user", "pw") { ClaimsChannelBindingSupport = true };
-        var (result, _, _, _) = RoundTrip(server, client, ScramCredential.Create(ScramHash.Sha256, "pw", 1000));
+        var (result, _, _, _) = RoundTrip(server, client, ScramCredential.Create(ScramHash.Sha256, "pw", 4096));
         Assert.Equal(SaslStepResult.Success, result);
     }
 
@@ -103,35 +106,29 @@ public class ScramTests
     {
         var server = new ScramServer(hash, false, null, null);
         var client = new ScramClient(hash, "user", "wrong");
-        var (result, condition, c, final) = RoundTrip(server, client, ScramCredential.Create(hash, "pencil", 1000));
+        var (result, condition, c, final) = RoundTrip(server, client, ScramCredential.Create(hash, "pencil", 4096));
         Assert.Equal(SaslStepResult.Failure, result);
         Assert.Equal("not-authorized", condition);
         Assert.Null(final);
     }
 
     [Fact]
-    public void Unknown_user_fails_at_the_proof_with_a_stable_fake_salt()
+    public void Unknown_user_fails_at_the_proof_like_a_wrong_password()
     {
-        string SaltOf(byte[] serverFirst) => S(serverFirst).Split(',')[1];
-
-        var server1 = new ScramServer(ScramHash.Sha256, false, null, null);
-        Assert.Equal(SaslStepResult.Continue, server1.HandleClientFirst(B("n,,n=ghost,r=abc")));
-        byte[] first1 = server1.CreateServerFirst(null);
-        Assert.EndsWith(",i=4096", S(first1), StringComparison.Ordinal);
-
-        var server2 = new ScramServer(ScramHash.Sha256, false, null, null);
-        server2.HandleClientFirst(B("n,,n=ghost,r=xyz"));
-        Assert.Equal(SaltOf(first1), SaltOf(server2.CreateServerFirst(null)));
-
-        var server3 = new ScramServer(ScramHash.Sha256, false, null, null);
-        server3.HandleClientFirst(B("n,,n=other,r=xyz"));
-        Assert.NotEqual(SaltOf(first1), SaltOf(server3.CreateServerFirst(null)));
-
         var server = new ScramServer(ScramHash.Sha256, false, null, null);
         var client = new ScramClient(ScramHash.Sha256, "ghost", "anything");
-        var (result, condition, _, _) = RoundTrip(server, client, null);
+        var (result, condition, _, final) = RoundTrip(server, client, null);
         Assert.Equal(SaslStepResult.Failure, result);
         Assert.Equal("not-authorized", condition);
+        Assert.Null(final);
+    }
+
+    [Fact]
+    public void Unknown_user_without_a_stand_in_is_a_caller_error()
+    {
+        var server = new ScramServer(ScramHash.Sha256, false, null, null);
+        server.HandleClientFirst(B("n,,n=ghost,r=abc"));
+        Assert.Throws<ArgumentNullException>(() => server.CreateServerFirst(null));
     }
 
     [Fact]
@@ -167,7 +164,7 @@ public class ScramTests
     [Fact]
     public void Wrong_channel_binding_data_is_not_authorized()
     {
-        var credential = ScramCredential.Create(ScramHash.Sha256, "pw", 1000);
+        var credential = ScramCredential.Create(ScramHash.Sha256, "pw", 4096);
         var server = new ScramServer(ScramHash.Sha256, true, CbType, CbData);
         var client = new ScramClient(ScramHash.Sha256, "user", "pw", CbType, [1, 2, 3]);
         var (result, condition, _, _) = RoundTrip(server, client, credential);
@@ -221,7 +218,7 @@ public class ScramTests
     {
         var server = new ScramServer(ScramHash.Sha256, false, null, null, "SERVER");
         server.HandleClientFirst(B("n,,n=user,r=abc"));
-        server.CreateServerFirst(ScramCredential.Create(ScramHash.Sha256, "pw", 1000));
+        server.CreateServerFirst(ScramCredential.Create(ScramHash.Sha256, "pw", 4096));
         combinedNonce = "abcSERVER";
         return server;
     }
@@ -260,13 +257,17 @@ public class ScramTests
         var server = new ScramServer(ScramHash.Sha256, false, null, null);
         Assert.Throws<InvalidOperationException>(() => server.CreateServerFirst(null));
         Assert.Throws<InvalidOperationException>(() => server.HandleClientFinal(B("c=biws"), out _));
+        Assert.True(server.AwaitsClientFirst);
         server.HandleClientFirst(B("n,,n=u,r=abc"));
+        Assert.False(server.AwaitsClientFirst);
+        Assert.False(server.AwaitsClientFinal);
         Assert.Throws<InvalidOperationException>(() => server.HandleClientFirst(B("n,,n=u,r=abc")));
         Assert.Throws<InvalidOperationException>(() => server.HandleClientFinal(B("c=biws"), out _));
         Assert.Throws<ArgumentException>(() => server.CreateServerFirst(ScramCredential.Create(ScramHash.Sha1, "pw", 1)));
 
         var failed = new ScramServer(ScramHash.Sha256, false, null, null);
         failed.HandleClientFirst(B("garbage"));
+        Assert.False(failed.AwaitsClientFirst || failed.AwaitsClientFinal);
         Assert.Throws<InvalidOperationException>(() => failed.CreateServerFirst(null));
 
         var client = new ScramClient(ScramHash.Sha256, "u", "p");
@@ -282,6 +283,7 @@ public class ScramTests
     [InlineData("r=abcdef,s=QSXCR+Q6sek8bf92,i=0")]
     [InlineData("r=abcdef,s=QSXCR+Q6sek8bf92,i=-1")]
     [InlineData("r=abcdef,s=QSXCR+Q6sek8bf92,i=999999999")]
+    [InlineData("r=abcdef,s=QSXCR+Q6sek8bf92,i=4095")] // below RFC 7677 §4's 4096
     [InlineData("r=abcdef,s=,i=4096")]
     [InlineData("m=x,r=abcdef,s=QSXCR+Q6sek8bf92,i=4096")]
     [InlineData("r=abcdef,i=4096")]
@@ -311,7 +313,7 @@ public class ScramTests
     {
         var client = new ScramClient(ScramHash.Sha256, "user", "pw", CbType, [0xAB], "n0nce");
         Assert.Equal("p=tls-server-end-point,,n=user,r=n0nce", S(client.ClientFirst()));
-        string final = S(client.ClientFinal(B("r=n0nceS,s=QSXCR+Q6sek8bf92,i=1")));
+        string final = S(client.ClientFinal(B("r=n0nceS,s=QSXCR+Q6sek8bf92,i=4096")));
         byte[] cbind = Convert.FromBase64String(final.Split(',')[0][2..]);
         Assert.Equal([.. B("p=tls-server-end-point,,"), 0xAB], cbind);
     }

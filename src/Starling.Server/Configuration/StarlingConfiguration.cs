@@ -207,6 +207,14 @@ public static class StarlingConfiguration
         Positive(errors, "C2s:IdleTimeoutSeconds", o.C2s.IdleTimeoutSeconds);
         Positive(errors, "C2s:KeepaliveSeconds", o.C2s.KeepaliveSeconds);
         Positive(errors, "C2s:MaxAuthFailures", o.C2s.MaxAuthFailures);
+        Positive(errors, "Auth:AddressFreeFailures", o.Auth.AddressFreeFailures);
+        Positive(errors, "Auth:AddressDelayMilliseconds", o.Auth.AddressDelayMilliseconds);
+        Positive(errors, "Auth:AddressMaxDelaySeconds", o.Auth.AddressMaxDelaySeconds);
+        Positive(errors, "Auth:AccountFreeFailures", o.Auth.AccountFreeFailures);
+        Positive(errors, "Auth:AccountDelayMilliseconds", o.Auth.AccountDelayMilliseconds);
+        Positive(errors, "Auth:AccountMaxDelaySeconds", o.Auth.AccountMaxDelaySeconds);
+        Positive(errors, "Auth:ForgetAfterSeconds", o.Auth.ForgetAfterSeconds);
+        if (o.Auth.MaxTrackedEntries < 100) errors.Add($"Auth:MaxTrackedEntries must be at least 100 (is {o.Auth.MaxTrackedEntries.ToString(CultureInfo.InvariantCulture)})");
         // RFC 6120 §13.12: a server must accept stanzas of at least 10,000 bytes.
         if (o.Limits.MaxStanzaBytes < 10_000) errors.Add($"Limits:MaxStanzaBytes {o.Limits.MaxStanzaBytes} is below 10000, the minimum RFC 6120 §13.12 requires");
         Positive(errors, "Limits:MaxDepth", o.Limits.MaxDepth);

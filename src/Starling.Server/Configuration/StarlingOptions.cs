@@ -15,6 +15,8 @@ public sealed class StarlingOptions
 
     public C2sOptions C2s { get; set; } = new();
 
+    public AuthOptions Auth { get; set; } = new();
+
     public StorageOptions Storage { get; set; } = new();
 
     public LimitOptions Limits { get; set; } = new();
@@ -67,6 +69,37 @@ public sealed class C2sOptions
 
     /// <summary>Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5 suggests 2–5).</summary>
     public int MaxAuthFailures { get; set; } = 3;
+}
+
+/// <summary>
+/// Throttling of failed SASL authentication (Sessions/AuthThrottle.cs): per address block and per account.
+/// A normal client (a typo or two) never meets it.
+/// </summary>
+public sealed class AuthOptions
+{
+    /// <summary>Failed attempts from one address block (IPv4 /32, IPv6 /64) before further attempts are refused for a while.</summary>
+    public int AddressFreeFailures { get; set; } = 5;
+
+    /// <summary>Penalty per failure past the free ones, in milliseconds: the block's n-th extra failure bars new attempts for n times this.</summary>
+    public int AddressDelayMilliseconds { get; set; } = 1000;
+
+    /// <summary>Longest penalty for an address block, in seconds.</summary>
+    public int AddressMaxDelaySeconds { get; set; } = 60;
+
+    /// <summary>Failed attempts on one account (from any address) before each further attempt on it is delayed.</summary>
+    public int AccountFreeFailures { get; set; } = 10;
+
+    /// <summary>Delay per failure past the free ones on an account, in milliseconds (attempts queue one delay apart).</summary>
+    public int AccountDelayMilliseconds { get; set; } = 1000;
+
+    /// <summary>Longest an attempt on an account waits, in seconds; attempts that would wait longer are refused.</summary>
+    public int AccountMaxDelaySeconds { get; set; } = 30;
+
+    /// <summary>Seconds without a failed attempt after which an address block or an account is forgotten.</summary>
+    public int ForgetAfterSeconds { get; set; } = 900;
+
+    /// <summary>Address blocks and accounts tracked at most (each table); the least recently active are dropped first.</summary>
+    public int MaxTrackedEntries { get; set; } = 100_000;
 }
 
 public sealed class StorageOptions

@@ -17,11 +17,19 @@ public sealed class C2sSession : XmppStream
 {
     private const string ChannelBindingType = "tls-server-end-point";
 
+    /// <summary>Largest PLAIN message accepted (RFC 4616 §2: each field is at most 255 octets; generous for long passwords).</summary>
+    private const int MaxPlainMessage = 8192;
+
+    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
+
     private readonly ILogger _log;
     private HostOptions? _host;
     private ScramServer? _scram;
     private string? _mechanism;
     private int _authFailures;
+    private bool _attemptStarted;
+    private string? _attemptAccount;
+    private long _attemptReservation;
     private bool _authenticated;
     private string? _username;
     private bool _closedHandled;
@@ -112,7 +120,7 @@ public sealed class C2sSession : XmppStream
         }
         if (host is null)
         {
-            Close(StreamErrors.HostUnknown, to is null ? "the stream header has no 'to' address" : $"this server does not serve {to}");
+            Close(StreamErrors.HostUnknown, to is null ? "the stream header has no 'to' address" : $"this server does not serve {Echo(to)}");
             return ValueTask.CompletedTask;
         }
         _host = host;
@@ -178,6 +186,25 @@ public sealed class C2sSession : XmppStream
         return list;
     }
 
+    /// <summary>
+    /// Client input quoted in an error text: only a short prefix of plain characters, so a 200 KB name or a control
+    /// character never travels back to the client or into the log.
+    /// </summary>
+    internal static string Echo(string? value)
+    {
+        const int Max = 40;
+        if (string.IsNullOrEmpty(value)) return "''";
+        int n = Math.Min(value.Length, Max);
+        var sb = new StringBuilder(n + 3).Append('\'');
+        for (int i = 0; i < n; i++)
+        {
+            char c = value[i];
+            sb.Append(char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or ':' or '/' or '@' or '#' ? c : '?');
+        }
+        if (value.Length > Max) sb.Append('…');
+        return sb.Append('\'').ToString();
+    }
+
     // ---- elements ----
 
     protected override async ValueTask OnElementAsync(XmlElement element)
@@ -187,7 +214,7 @@ public sealed class C2sSession : XmppStream
         if (element.Namespace == Namespaces.Sasl) { await HandleSaslAsync(element); return; }
         if (element.Namespace != Namespaces.Client || element.Name is not ("message" or "presence" or "iq"))
         {
-            Close(StreamErrors.UnsupportedStanzaType, $"<{element.Name} xmlns='{element.Namespace}'/> is not a stanza this server knows");
+            Close(StreamErrors.UnsupportedStanzaType, $"element {Echo(element.Name)} in namespace {Echo(element.Namespace)} is not a stanza this server knows");
             return;
         }
         if (!_authenticated)
@@ -234,6 +261,7 @@ public sealed class C2sSession : XmppStream
         }
         if (_host!.RequireEncryption && !IsSecure)
         {
+            ResetSasl();
             SaslFailure("encryption-required", "use STARTTLS first");
             return;
         }
@@ -246,28 +274,39 @@ public sealed class C2sSession : XmppStream
                 await HandleResponseAsync(element);
                 break;
             case "abort":
-                _scram = null;
-                _mechanism = null;
-                SaslFailure("aborted", null);
+                // RFC 6120 §6.4.4: <aborted/>. An abort after the server answered counts as a failed attempt, so that
+                // fetching challenges (salts) and aborting is not a free way to probe accounts.
+                if (_attemptStarted) AuthFailed("aborted");
+                else SaslFailure("aborted", null);
                 break;
             default:
-                SaslFailure("malformed-request", $"unexpected <{element.Name}/>");
+                AuthFailed("malformed-request", "unexpected element in the SASL namespace");
                 break;
         }
     }
 
     private async ValueTask HandleAuthAsync(XmlElement auth)
     {
-        _scram = null;
-        _mechanism = auth.GetAttribute("mechanism");
-        if (_mechanism is null || !OfferedMechanisms().Contains(_mechanism))
+        // A new <auth/> abandons any exchange in progress (RFC 6120 §6.4.2); the throttle counted it when it began.
+        ResetSasl();
+        var mechanism = auth.GetAttribute("mechanism");
+        if (mechanism is null || !OfferedMechanisms().Contains(mechanism))
         {
-            SaslFailure("invalid-mechanism", _mechanism is null ? "no mechanism given" : $"{_mechanism} is not offered");
+            // Never echo the client's mechanism name: it can be as long as a stanza.
+            AuthFailed("invalid-mechanism", mechanism is null ? "no mechanism given" : "that mechanism is not offered; see <mechanisms/> in the stream features");
             return;
         }
+        if (!Server.AuthThrottle.TryBegin(RemoteEndPoint, out var wait, out _attemptReservation))
+        {
+            // RFC 6120 §6.5.11: refused at once rather than held open, with the time to wait.
+            Refuse($"too many failed logins from your network; wait {Seconds(wait)} seconds before trying again");
+            return;
+        }
+        _attemptStarted = true;
+        _mechanism = mechanism;
         if (!TryDecode(auth.Text, out var data))
         {
-            SaslFailure("incorrect-encoding", null);
+            AuthFailed("incorrect-encoding");
             return;
         }
         if (_mechanism == "PLAIN")
@@ -303,12 +342,12 @@ public sealed class C2sSession : XmppStream
     {
         if (_mechanism is null)
         {
-            SaslFailure("malformed-request", "no authentication in progress");
+            AuthFailed("malformed-request", "no authentication in progress");
             return;
         }
         if (!TryDecode(response.Text, out var data))
         {
-            SaslFailure("incorrect-encoding", null);
+            AuthFailed("incorrect-encoding");
             return;
         }
         if (_mechanism == "PLAIN")
@@ -316,19 +355,31 @@ public sealed class C2sSession : XmppStream
             await HandlePlainAsync(data);
             return;
         }
-        var scram = _scram!;
-        if (scram.Username is null)
+        var scram = _scram;
+        if (scram is null)
+        {
+            AuthFailed("malformed-request", "no authentication in progress");
+            return;
+        }
+        if (scram.AwaitsClientFirst)
         {
             await ScramFirstAsync(data);
             return;
         }
+        if (!scram.AwaitsClientFinal)
+        {
+            AuthFailed("malformed-request", "the exchange is over");
+            return;
+        }
+        if (!await HoldForAccountAsync()) return;
+        if (_scram != scram) return; // the stream closed or restarted negotiation while the answer was held
         var result = scram.HandleClientFinal(data, out var serverFinal);
         if (result != SaslStepResult.Success)
         {
-            await AuthFailedAsync(scram.FailureCondition ?? "not-authorized");
+            AuthFailed(scram.FailureCondition ?? "not-authorized");
             return;
         }
-        CompleteAuthentication(scram.Username, scram.AuthorizationId, serverFinal);
+        CompleteAuthentication(_attemptAccount!, scram.AuthorizationId, serverFinal);
     }
 
     private async ValueTask ScramFirstAsync(byte[] clientFirst)
@@ -336,14 +387,19 @@ public sealed class C2sSession : XmppStream
         var scram = _scram!;
         if (scram.HandleClientFirst(clientFirst) != SaslStepResult.Continue)
         {
-            await AuthFailedAsync(scram.FailureCondition ?? "malformed-request");
+            AuthFailed(scram.FailureCondition ?? "malformed-request");
             return;
         }
-        var account = await LookupAsync(scram.Username!);
-        ScramCredential? credential = account is null ? null
-            : _mechanism!.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? account.Sha256 : account.Sha1;
+        var (local, account) = await LookupAsync(scram.Username!);
+        if (_scram != scram) return;
+        _attemptAccount = local;
+        var hash = _mechanism!.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramHash.Sha256 : ScramHash.Sha1;
+        ScramCredential? credential = account is null ? null : hash == ScramHash.Sha256 ? account.Sha256 : account.Sha1;
+        ScramCredential? standIn = null;
+        if (credential is null) standIn = Server.ScramStandIns.For(hash, _host!.Name, local ?? scram.Username!);
+        else Server.ScramStandIns.Observe(credential);
         var challenge = new XmlElement("challenge", Namespaces.Sasl);
-        challenge.AddText(Convert.ToBase64String(scram.CreateServerFirst(credential)));
+        challenge.AddText(Convert.ToBase64String(scram.CreateServerFirst(credential, standIn)));
         Reply(challenge);
     }
 
@@ -352,74 +408,126 @@ public sealed class C2sSession : XmppStream
         // RFC 4616: [authzid] NUL authcid NUL passwd
         int first = Array.IndexOf(data, (byte)0);
         int second = first < 0 ? -1 : Array.IndexOf(data, (byte)0, first + 1);
-        if (first < 0 || second < 0)
+        if (first < 0 || second < 0 || data.Length > MaxPlainMessage)
         {
-            await AuthFailedAsync("malformed-request");
+            AuthFailed("malformed-request");
             return;
         }
         string authzid, authcid, password;
         try
         {
-            var strict = new UTF8Encoding(false, true);
-            authzid = strict.GetString(data, 0, first);
-            authcid = strict.GetString(data, first + 1, second - first - 1);
-            password = strict.GetString(data, second + 1, data.Length - second - 1);
+            authzid = StrictUtf8.GetString(data, 0, first);
+            authcid = StrictUtf8.GetString(data, first + 1, second - first - 1);
+            password = StrictUtf8.GetString(data, second + 1, data.Length - second - 1);
         }
         catch (DecoderFallbackException)
         {
-            await AuthFailedAsync("malformed-request");
+            AuthFailed("malformed-request");
             return;
         }
-        var account = await LookupAsync(authcid);
-        if (account is null || !account.Sha256.Verify(password))
+        var (local, account) = await LookupAsync(authcid);
+        _attemptAccount = local;
+        if (!await HoldForAccountAsync()) return;
+        if (account is not null) Server.ScramStandIns.Observe(account.Sha256);
+        // An unknown account costs the same PBKDF2 run as a known one, so the answer's timing does not tell them apart.
+        var credential = account?.Sha256 ?? Server.ScramStandIns.For(ScramHash.Sha256, _host!.Name, local ?? authcid);
+        bool ok = credential.Verify(password) & account is not null;
+        if (!ok)
         {
-            await AuthFailedAsync("not-authorized");
+            AuthFailed("not-authorized");
             return;
         }
-        CompleteAuthentication(authcid, authzid.Length == 0 ? null : authzid, null);
+        CompleteAuthentication(local!, authzid.Length == 0 ? null : authzid, null);
     }
 
-    private async ValueTask<Storage.StoredAccount?> LookupAsync(string username)
+    /// <summary>The normalised localpart (null if no account can have this name, RFC 7622 §3.3) and its account, if any.</summary>
+    private async ValueTask<(string? Local, Storage.StoredAccount? Account)> LookupAsync(string username)
     {
-        if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return null;
-        return await Server.Storage.Accounts.GetAsync(_host!.Name, local);
+        // PRECIS UsernameCaseMapped, as accounts are stored: "Nobody" and "nobody" are one name, known or not.
+        if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return (null, null);
+        return (local, await Server.Storage.Accounts.GetAsync(_host!.Name, local));
     }
 
-    private void CompleteAuthentication(string username, string? authzid, byte[]? serverFinal)
+    /// <summary>The per-account throttle: waits before the credentials are checked, or refuses. False: the attempt is over.</summary>
+    private async ValueTask<bool> HoldForAccountAsync()
     {
-        Xmpp.Jid.TryNormalizeLocal(username, out var local);
+        if (!Server.AuthThrottle.TryHoldForAccount(RemoteEndPoint, _host!.Name, _attemptAccount, out var wait))
+        {
+            Refuse($"too many failed logins for this account; wait {Seconds(wait)} seconds before trying again");
+            return false;
+        }
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait);
+            if (IsClosed) return false;
+        }
+        return true;
+    }
+
+    private void CompleteAuthentication(string local, string? authzid, byte[]? serverFinal)
+    {
         var bare = Xmpp.Jid.Create(local, _host!.Name);
         if (authzid is not null && (!Xmpp.Jid.TryParse(authzid, out var requested) || requested != bare))
         {
             // RFC 6120 §6.4.6: we only let an account act as itself.
-            SaslFailure("invalid-authzid", null);
+            AuthFailed("invalid-authzid");
             return;
         }
+        Server.AuthThrottle.Succeeded(RemoteEndPoint, _host.Name, local, _attemptReservation);
+        var mechanism = _mechanism;
+        ResetSasl();
         _authenticated = true;
         _username = local;
-        _scram = null;
-        Server.AuthThrottle.Succeeded(RemoteEndPoint);
         var success = new XmlElement("success", Namespaces.Sasl);
         if (serverFinal is not null) success.AddText(Convert.ToBase64String(serverFinal));
         Reply(success);
-        _log.LogInformation("{Connection}: authenticated as {Jid} with {Mechanism}", ConnectionId, bare, _mechanism);
+        _log.LogInformation("{Connection}: authenticated as {Jid} with {Mechanism}", ConnectionId, bare, mechanism);
         // RFC 6120 §6.4.6: the client now sends a new stream header over the same connection.
         Parser.Reset();
         StreamId = NewId();
     }
 
-    private async ValueTask AuthFailedAsync(string condition)
+    /// <summary>Ends the exchange in progress: whatever the step, the next client message must be a new &lt;auth/&gt;.</summary>
+    private void ResetSasl()
     {
         _scram = null;
+        _mechanism = null;
+        _attemptStarted = false;
+        _attemptAccount = null;
+        _attemptReservation = 0;
+    }
+
+    /// <summary>
+    /// A failed step (RFC 6120 §6.4.5): the exchange is reset, the attempt counted against the address block and the
+    /// account, and the stream closed after <see cref="C2sOptions.MaxAuthFailures"/> failures.
+    /// </summary>
+    private void AuthFailed(string condition, string? text = null)
+    {
+        bool attempt = _attemptStarted;
+        var account = _attemptAccount;
+        ResetSasl();
+        if (attempt) Server.AuthThrottle.Failed(RemoteEndPoint, _host!.Name, account);
+        CountFailure(condition, text);
+    }
+
+    /// <summary>An attempt refused by the throttle (RFC 6120 §6.5.11 temporary-auth-failure); not itself a guess.</summary>
+    private void Refuse(string text)
+    {
+        ResetSasl();
+        CountFailure("temporary-auth-failure", text);
+    }
+
+    private void CountFailure(string condition, string? text)
+    {
         _authFailures++;
         _log.LogInformation("{Connection}: authentication failed ({Condition}), attempt {Count}", ConnectionId, condition, _authFailures);
-        // Slow down password guessing: each failure from the same address costs the next attempt more time.
-        var delay = Server.AuthThrottle.Failed(RemoteEndPoint);
-        if (delay > TimeSpan.Zero) await Task.Delay(delay);
-        SaslFailure(condition, null);
+        SaslFailure(condition, text);
         if (_authFailures >= Server.Options.C2s.MaxAuthFailures)
             Close(StreamErrors.PolicyViolation, "too many failed authentication attempts");
     }
+
+    private static string Seconds(TimeSpan wait) =>
+        Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     private void SaslFailure(string condition, string? text)
     {

@@ -82,9 +82,6 @@ public sealed class ScramServer
 
     private const int MaxMessageLength = 8192;
 
-    /// <summary>Per-process key for the fake salts of unknown users: stable within a run, unguessable.</summary>
-    private static readonly byte[] FakeSaltKey = RandomNumberGenerator.GetBytes(32);
-
     private enum State
     {
         Initial,
@@ -137,6 +134,12 @@ public sealed class ScramServer
 
     /// <summary>RFC 6120 §6.5 failure condition when a step returns <see cref="SaslStepResult.Failure"/> (e.g. "not-authorized", "malformed-request").</summary>
     public string? FailureCondition { get; private set; }
+
+    /// <summary>True until the client-first-message was handled: the next client message is client-first.</summary>
+    public bool AwaitsClientFirst => _state == State.Initial;
+
+    /// <summary>True once the server-first-message was sent and before the exchange ended: the next client message is client-final.</summary>
+    public bool AwaitsClientFinal => _state == State.ServerFirstSent;
 
     /// <summary>The mechanism name: SCRAM-SHA-1, SCRAM-SHA-256, with "-PLUS" for channel binding.</summary>
     public static string GetMechanismName(ScramHash hash, bool plus) => (hash, plus) switch
@@ -263,15 +266,22 @@ public sealed class ScramServer
         return SaslStepResult.Continue;
     }
 
-    /// <summary>Step 2: the server-first-message. With a null credential (unknown user) a deterministic fake salt is used so the exchange fails only at the proof, without revealing which users exist.</summary>
-    public byte[] CreateServerFirst(ScramCredential? credential)
+    /// <summary>
+    /// Step 2: the server-first-message. For an unknown account pass a null <paramref name="credential"/> and its
+    /// <paramref name="standIn"/> (<see cref="ScramStandIns.For"/>): the exchange then looks the same on the wire (salt,
+    /// iteration count, nonce) and fails only at the proof, as a wrong password does (RFC 5802 §7 has e=unknown-user, which would tell which accounts exist).
+    /// </summary>
+    public byte[] CreateServerFirst(ScramCredential? credential, ScramCredential? standIn = null)
     {
         Expect(State.ClientFirstReceived);
-        if (credential is not null && credential.Hash != _hash)
-            throw new ArgumentException("Credential is for another SCRAM hash.", nameof(credential));
+        if (credential is null && standIn is null)
+            throw new ArgumentNullException(nameof(standIn), "An unknown account needs a stand-in credential.");
+        ScramCredential used = credential ?? standIn!;
+        if (used.Hash != _hash)
+            throw new ArgumentException("Credential is for another SCRAM hash.", credential is null ? nameof(standIn) : nameof(credential));
 
         _knownUser = credential is not null;
-        _credential = credential ?? FakeCredential(Username!);
+        _credential = used;
         _combinedNonce = _clientNonce + (_fixedServerNonce ?? ScramPrimitives.NewNonce());
         _serverFirst = string.Create(
             CultureInfo.InvariantCulture,
@@ -348,14 +358,6 @@ public sealed class ScramServer
         serverFinal = ScramPrimitives.Utf8.GetBytes("v=" + Convert.ToBase64String(serverSignature));
         _state = State.Done;
         return SaslStepResult.Success;
-    }
-
-    private ScramCredential FakeCredential(string username)
-    {
-        byte[] salt = HMACSHA256.HashData(FakeSaltKey, Encoding.UTF8.GetBytes(username))[..ScramPrimitives.SaltLength];
-        int length = ScramPrimitives.HashLength(_hash);
-        return new ScramCredential(
-            _hash, salt, ScramCredential.DefaultIterations, RandomNumberGenerator.GetBytes(length), RandomNumberGenerator.GetBytes(length));
     }
 
     private void Expect(State state)

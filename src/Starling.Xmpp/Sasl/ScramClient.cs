@@ -17,6 +17,9 @@ public sealed class ScramClient
     /// <summary>Upper bound on the server's iteration count, so a hostile server cannot make us spin.</summary>
     public const int MaxIterations = 10_000_000;
 
+    /// <summary>RFC 7677 §4: the iteration count a server announces SHOULD be at least 4096; a real client refuses less.</summary>
+    public const int DefaultMinIterations = 4096;
+
     private readonly ScramHash _hash;
     private readonly string _username;
     private readonly string _password;
@@ -52,6 +55,9 @@ public sealed class ScramClient
             if (!ScramServer.IsChannelBindingName(channelBindingType))
                 throw new ArgumentException("Invalid channel binding type.", nameof(channelBindingType));
             ArgumentNullException.ThrowIfNull(channelBindingData);
+            // RFC 5929: binding data is a hash or key material, never empty; empty data would bind to nothing.
+            if (channelBindingData.Length == 0)
+                throw new ArgumentException("Channel binding data is empty.", nameof(channelBindingData));
         }
 
         _hash = hash;
@@ -70,6 +76,11 @@ public sealed class ScramClient
     /// iteration count, as reconnecting clients do), so repeated logins skip PBKDF2. Null: derive every time.
     /// </summary>
     public ScramKeyCache? KeyCache { get; init; }
+
+    /// <summary>
+    /// Lowest iteration count accepted from the server (a weak count makes a captured exchange cheap to brute-force).
+    /// </summary>
+    public int MinIterations { get; init; } = DefaultMinIterations;
 
     /// <summary>
     /// Without a channel binding type: send 'y' ("I could bind, but think you cannot") instead of 'n'.
@@ -128,6 +139,8 @@ public sealed class ScramClient
 
         if (nonce is null || salt is null || iterations == 0)
             throw new FormatException("Invalid SCRAM server-first-message.");
+        if (iterations < MinIterations)
+            throw new FormatException("SCRAM iteration count below the client's minimum.");
         if (nonce.Length <= _clientNonce.Length || !nonce.StartsWith(_clientNonce, StringComparison.Ordinal))
             throw new FormatException("SCRAM server nonce does not extend the client nonce.");
 

@@ -2,6 +2,7 @@ using System.Net;
 using Starling.Server.Admin;
 using Starling.Server.Configuration;
 using Starling.Server.Hosting;
+using Microsoft.Extensions.Logging;
 using Starling.Server.Tls;
 
 using Starling.Xml;
@@ -23,9 +24,10 @@ public sealed class TestServer : IAsyncDisposable
     private readonly string _directory;
     private int _disposed;
 
-    private TestServer(StarlingHost host, string directory, LoadedConfiguration config)
+    private TestServer(StarlingHost host, string directory, LoadedConfiguration config, LogCapture logs)
     {
         Host = host;
+        Logs = logs;
         _directory = directory;
         Config = config;
         Admin = new AccountAdmin(config, host.Server.Storage);
@@ -37,6 +39,9 @@ public sealed class TestServer : IAsyncDisposable
     public XmppServer Server => Host.Server;
 
     public LoadedConfiguration Config { get; }
+
+    /// <summary>Everything the server logged at or above Log:Level (Warning unless a test overrides it).</summary>
+    public LogCapture Logs { get; }
 
     public AccountAdmin Admin { get; }
 
@@ -79,8 +84,9 @@ public sealed class TestServer : IAsyncDisposable
                 .. extra,
             ];
             var config = StarlingConfiguration.Load(configFile, overrides);
-            var host = await StarlingHost.StartAsync(config, configureLogging: _ => { });
-            return new TestServer(host, directory, config);
+            var logs = new LogCapture();
+            var host = await StarlingHost.StartAsync(config, configureLogging: b => b.AddProvider(logs));
+            return new TestServer(host, directory, config, logs);
         }
         catch
         {
@@ -96,18 +102,18 @@ public sealed class TestServer : IAsyncDisposable
     public static string Bare(string user) => user + "@" + Domain;
 
     /// <summary>A TCP connection to the server (no stream opened yet); disposed with the server.</summary>
-    public async Task<XmppTestClient> ConnectAsync()
+    public async Task<XmppTestClient> ConnectAsync(IPAddress? from = null)
     {
-        var client = await XmppTestClient.ConnectAsync(EndPoint, Domain);
+        var client = await XmppTestClient.ConnectAsync(EndPoint, Domain, from);
         client.PinnedCertificate = Server.Certificates.Get(Domain)!.Certificate.RawData;
         lock (_clients) _clients.Add(client);
         return client;
     }
 
     /// <summary>Connects, authenticates (SCRAM-SHA-256), binds <paramref name="resource"/> and, unless told otherwise, sends initial presence and waits for its echo.</summary>
-    public async Task<XmppTestClient> LoginAsync(string user, string resource, bool available = true, int? priority = null, string password = Password)
+    public async Task<XmppTestClient> LoginAsync(string user, string resource, bool available = true, int? priority = null, string password = Password, IPAddress? from = null)
     {
-        var client = await ConnectAsync();
+        var client = await ConnectAsync(from);
         await client.LoginAsync(user, password, resource);
         if (available) await client.SendPresenceAsync(priority);
         return client;

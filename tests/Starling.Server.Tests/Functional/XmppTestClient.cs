@@ -62,11 +62,13 @@ public sealed class XmppTestClient : IAsyncDisposable
     /// <summary>The connection reached end of input (or was reset).</summary>
     public bool ConnectionClosed { get; private set; }
 
-    public static async Task<XmppTestClient> ConnectAsync(IPEndPoint endPoint, string domain)
+    /// <param name="from">Local address to connect from (e.g. 127.0.0.2, another loopback address: another client network for the server's throttle), or null.</param>
+    public static async Task<XmppTestClient> ConnectAsync(IPEndPoint endPoint, string domain, IPAddress? from = null)
     {
         var tcp = new TcpClient(endPoint.AddressFamily) { NoDelay = true };
         try
         {
+            if (from is not null) tcp.Client.Bind(new IPEndPoint(from, 0));
             using var cts = new CancellationTokenSource(DefaultTimeout);
             await tcp.ConnectAsync(endPoint, cts.Token);
             return new XmppTestClient(tcp, domain);
