@@ -10,11 +10,14 @@ namespace Starling.Server.Sessions;
 /// </summary>
 /// <remarks>
 /// <para>Address blocks are IPv4 /32 and IPv6 /64 (one subscriber's IPv6 network: a /128 key would give an attacker
-/// 2^64 fresh counters). Every attempt counts as a failure from the moment it starts (an <c>&lt;auth/&gt;</c>) until it
-/// succeeds, so parallel connections do not multiply guesses: past <see cref="AuthOptions.AddressFreeFailures"/> an
-/// attempt that starts bars the whole block for a penalty that grows with its failures, and while a block is barred
-/// new attempts are refused at once (<c>&lt;temporary-auth-failure/&gt;</c>, RFC 6120 §6.5.11) instead of being held
-/// open. A success only takes back its own attempt: it does not wipe the block's failures.</para>
+/// 2^64 fresh counters). Once a block has failed at least once, every attempt in flight from it counts as a failure
+/// from the moment it starts (an <c>&lt;auth/&gt;</c>) until it succeeds, so parallel connections do not multiply
+/// guesses: past <see cref="AuthOptions.AddressFreeFailures"/> an attempt that starts bars the whole block for a
+/// penalty that grows with its failures, and while a block is barred new attempts are refused at once
+/// (<c>&lt;temporary-auth-failure/&gt;</c>, RFC 6120 §6.5.11) instead of being held open. A block with no failure on
+/// record is not held back however many logins it has in flight: a NAT'd office whose clients all reconnect when the
+/// server restarts must get in (the first parallel round of a guesser is bounded by the unauthenticated-connection cap
+/// per address instead). A success only takes back its own attempt: it does not wipe the block's failures.</para>
 /// <para>Per account (any address): past <see cref="AuthOptions.AccountFreeFailures"/> each attempt on the account
 /// waits a delay before its answer, and attempts queue one delay apart, so guesses on one account are bounded no
 /// matter how many addresses send them. It is a delay, not a lock: attempts that would wait longer than
@@ -66,7 +69,8 @@ public sealed class AuthThrottle
 
     private sealed class BlockEntry
     {
-        public int Failures;
+        public int Failures; // attempts that failed (or were abandoned) within the window
+        public int Pending;  // attempts in flight
         public long LastActivity;
         public long BarredUntil;
     }
@@ -111,10 +115,10 @@ public sealed class AuthThrottle
 
     /// <summary>
     /// A new authentication attempt from <paramref name="remote"/>. False while its block is barred: refuse it at once
-    /// and tell the client to wait <paramref name="wait"/>. True: the attempt counts as a failure until
-    /// <see cref="Succeeded"/>, and past the free failures it bars the block for the penalty it would earn by failing
-    /// (so a thousand parallel connections get one guess, not a thousand); <paramref name="reservation"/> identifies
-    /// that bar, which a success lifts again.
+    /// and tell the client to wait <paramref name="wait"/>. True: the attempt is in flight until <see cref="Succeeded"/>
+    /// or <see cref="Failed"/>; once the block has failed before, attempts in flight count as failures, and past the free
+    /// failures one bars the block for the penalty it would earn by failing (so a thousand parallel connections get one
+    /// guess, not a thousand); <paramref name="reservation"/> identifies that bar, which a success lifts again.
     /// </summary>
     public bool TryBegin(EndPoint? remote, out TimeSpan wait, out long reservation)
     {
@@ -129,11 +133,12 @@ public sealed class AuthThrottle
                 wait = TimeSpan.FromMilliseconds(entry.BarredUntil - now);
                 return false;
             }
-            entry.Failures++;
+            entry.Pending++;
             entry.LastActivity = now;
-            if (entry.Failures > _addressFree)
+            int counted = entry.Failures + entry.Pending;
+            if (entry.Failures > 0 && counted > _addressFree)
             {
-                entry.BarredUntil = now + Penalty(entry.Failures - _addressFree, _addressStep, _addressMax);
+                entry.BarredUntil = now + Penalty(counted - _addressFree, _addressStep, _addressMax);
                 // Never 0, so that 0 means "no reservation".
                 reservation = entry.BarredUntil == 0 ? 1 : entry.BarredUntil;
                 entry.BarredUntil = reservation;
@@ -172,13 +177,16 @@ public sealed class AuthThrottle
         return true;
     }
 
-    /// <summary>An attempt from <paramref name="remote"/> failed (the block already counted it at its start); <paramref name="user"/> is the account tried, if known.</summary>
+    /// <summary>An attempt from <paramref name="remote"/> failed or was abandoned; <paramref name="user"/> is the account tried, if known.</summary>
     public void Failed(EndPoint? remote, string host, string? user)
     {
         long now = _clock();
         var block = Block(BlockOf(remote), now);
         lock (block)
         {
+            Expire(block, now);
+            if (block.Pending > 0) block.Pending--;
+            block.Failures++;
             block.LastActivity = now;
             if (block.Failures > _addressFree)
                 block.BarredUntil = Math.Max(block.BarredUntil, now + Penalty(block.Failures - _addressFree, _addressStep, _addressMax));
@@ -194,7 +202,7 @@ public sealed class AuthThrottle
     }
 
     /// <summary>
-    /// An attempt succeeded: the block gets back this attempt and the bar it reserved when no failure or attempt
+    /// An attempt succeeded: it is no longer in flight, and the bar it reserved is lifted when no failure or attempt
     /// since has replaced it (not its other failures, so logging in to an account of one's own does not clear the
     /// penalty of guesses on others); the account's failures are cleared and the block is remembered as one the
     /// account logs in from.
@@ -207,7 +215,7 @@ public sealed class AuthThrottle
         {
             lock (block)
             {
-                if (block.Failures > 0) block.Failures--;
+                if (block.Pending > 0) block.Pending--;
                 if (reservation != 0 && block.BarredUntil == reservation) block.BarredUntil = 0;
             }
         }

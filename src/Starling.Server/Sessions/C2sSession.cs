@@ -287,8 +287,8 @@ public sealed class C2sSession : XmppStream
 
     private async ValueTask HandleAuthAsync(XmlElement auth)
     {
-        // A new <auth/> abandons any exchange in progress (RFC 6120 §6.4.2); the throttle counted it when it began.
-        ResetSasl();
+        // A new <auth/> abandons any exchange in progress (RFC 6120 §6.4.2): for the throttle that one failed.
+        AbandonAttempt();
         var mechanism = auth.GetAttribute("mechanism");
         if (mechanism is null || !OfferedMechanisms().Contains(mechanism))
         {
@@ -510,6 +510,13 @@ public sealed class C2sSession : XmppStream
         CountFailure(condition, text);
     }
 
+    /// <summary>An exchange left unfinished (a new &lt;auth/&gt;, the stream ending) counts as a failed guess, without a reply.</summary>
+    private void AbandonAttempt()
+    {
+        if (_attemptStarted) Server.AuthThrottle.Failed(RemoteEndPoint, _host!.Name, _attemptAccount);
+        ResetSasl();
+    }
+
     /// <summary>An attempt refused by the throttle (RFC 6120 §6.5.11 temporary-auth-failure); not itself a guess.</summary>
     private void Refuse(string text)
     {
@@ -679,6 +686,7 @@ public sealed class C2sSession : XmppStream
     {
         if (_closedHandled) return;
         _closedHandled = true;
+        AbandonAttempt();
         var jid = Jid;
         if (jid is null) return;
         bool wasBound = Server.Sessions.Unbind(this);

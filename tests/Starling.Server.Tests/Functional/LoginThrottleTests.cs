@@ -83,6 +83,8 @@ public sealed class LoginThrottleTests
         await using var server = await TestServer.StartWithAliceAndBobAsync(
             "--Auth:AddressFreeFailures=2", "--Auth:AddressDelayMilliseconds=60000", "--Auth:AccountFreeFailures=100000");
         const int Connections = 20;
+        // One failed guess on record: from now on the block's attempts in flight count.
+        AssertFailure(await WrongPasswordAsync(server), "not-authorized");
         var clients = new List<XmppTestClient>();
         var scrams = new List<ScramClient>();
         for (int i = 0; i < Connections; i++)
@@ -110,11 +112,39 @@ public sealed class LoginThrottleTests
                 refused++;
             }
         }
-        // The free attempts, plus the one that bars the block: not one guess per connection.
-        Assert.Equal(3, challenged);
-        Assert.Equal(Connections - 3, refused);
+        // The free attempts left (one of two), plus the one that bars the block: not one guess per connection.
+        Assert.Equal(2, challenged);
+        Assert.Equal(Connections - 2, refused);
         // Another network is not affected.
         await AssertAliceAndBobChatAsync(server, Elsewhere);
+    }
+
+    [Fact]
+    public async Task Many_parallel_logins_from_one_address_with_no_failure_all_get_in()
+    {
+        // A NAT'd office reconnecting after a server restart: every client logs in at once from one address.
+        await using var server = await TestServer.StartWithAliceAndBobAsync(
+            "--Auth:AddressFreeFailures=2", "--Auth:AddressDelayMilliseconds=60000", "--Auth:AccountFreeFailures=100000");
+        const int Connections = 20;
+        var clients = new List<XmppTestClient>();
+        var scrams = new List<ScramClient>();
+        for (int i = 0; i < Connections; i++)
+        {
+            var c = await server.ConnectAsync();
+            await c.OpenStreamAsync();
+            clients.Add(c);
+            var scram = new ScramClient(ScramHash.Sha256, i % 2 == 0 ? "alice" : "bob", TestServer.Password);
+            scrams.Add(scram);
+            await c.SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>{Convert.ToBase64String(scram.ClientFirst())}</auth>");
+        }
+        for (int i = 0; i < Connections; i++)
+        {
+            var answer = await clients[i].ExpectSaslAsync();
+            Assert.Equal("challenge", answer.Name);
+            var final = scrams[i].ClientFinal(Convert.FromBase64String(answer.Text));
+            await clients[i].SendAsync($"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{Convert.ToBase64String(final)}</response>");
+        }
+        for (int i = 0; i < Connections; i++) Assert.Equal("success", (await clients[i].ExpectSaslAsync()).Name);
     }
 
     [Fact]
