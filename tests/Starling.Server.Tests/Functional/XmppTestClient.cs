@@ -62,6 +62,9 @@ public sealed class XmppTestClient : IAsyncDisposable
     /// <summary>The connection reached end of input (or was reset).</summary>
     public bool ConnectionClosed { get; private set; }
 
+    /// <summary>Bytes read from the connection so far (after TLS).</summary>
+    public long BytesReceived { get; private set; }
+
     public static async Task<XmppTestClient> ConnectAsync(IPEndPoint endPoint, string domain)
     {
         var tcp = new TcpClient(endPoint.AddressFamily) { NoDelay = true };
@@ -173,6 +176,7 @@ public sealed class XmppTestClient : IAsyncDisposable
                 return (Kind.EndOfInput, null);
             }
             _end = n;
+            BytesReceived += n;
         }
     }
 
