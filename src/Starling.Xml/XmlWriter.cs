@@ -266,7 +266,8 @@ public static class XmlWriter
             }
             else if (!string.Equals(ns, inScopeDefault, StringComparison.Ordinal))
             {
-                _defaultDeclarations[FindOrAdd(ns)]++;
+                int k = FindOrAdd(ns); // before indexing: it may replace the array
+                _defaultDeclarations[k]++;
                 childDefault = ns;
             }
             var attrs = e.Attributes;

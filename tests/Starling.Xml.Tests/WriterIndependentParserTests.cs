@@ -72,6 +72,20 @@ public class WriterIndependentParserTests
     }
 
     [Fact]
+    public void A_tree_with_a_hundred_distinct_namespaces_reads_the_same_in_System_Xml()
+    {
+        var message = new XmlElement("message", "jabber:client");
+        for (int i = 0; i < 100; i++)
+        {
+            var ns = "urn:example:distinct:" + new string('d', 40) + ":" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            message.AddElement("x", ns).SetAttribute("a", "v", ns);
+            message.AddElement("y", ns).AddElement("z", "urn:z");
+        }
+        AssertSystemXmlReads(message);
+        AssertSystemXmlReads(message, "jabber:client");
+    }
+
+    [Fact]
     public void Random_trees_of_the_differential_test_read_the_same_in_System_Xml()
     {
         for (int seed = 0; seed < 1000; seed++)

