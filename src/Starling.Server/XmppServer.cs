@@ -33,6 +33,10 @@ public sealed class XmppServer : IAsyncDisposable
             MaxStanzaBytes = config.Options.Limits.MaxStanzaBytes,
             MaxDepth = config.Options.Limits.MaxDepth,
             MaxAttributes = config.Options.Limits.MaxAttributes,
+            MaxElements = config.Options.Limits.MaxElementsPerStanza,
+            MaxNamespaceDeclarations = config.Options.Limits.MaxNamespaceDeclarations,
+            MaxNamespaces = config.Options.Limits.MaxNamespacesPerStanza,
+            MaxNamespaceBytes = config.Options.Limits.MaxNamespaceBytes,
         };
         Router = new LocalRouter(this);
         AuthThrottle = new AuthThrottle(config.Options.Auth);

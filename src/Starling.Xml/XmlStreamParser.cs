@@ -142,17 +142,49 @@ public sealed class XmlStreamParser
     private string?[] _prefixes = new string?[8];
     private string[] _locals = new string[8];
     private int[] _nsMarks = new int[8];
+
+    // Namespace bindings in scope, innermost last. Lookup is O(1) for the default namespace (a chain through
+    // _nsPrev from _defaultHead) and for prefixes: a short chain of prefixed bindings while there are few, a
+    // dictionary from prefix to innermost binding once there are more (a hostile stanza can nest thousands, and a
+    // linear scan per element made one stanza quadratic).
+    private const int LinearPrefixBindings = 8;
+    private const int RetainedBindings = 64;
     private string[] _nsPrefixes = new string[8];
     private string[] _nsUris = new string[8];
+    private int[] _nsPrev = new int[8];     // the previous binding in the same chain (default or prefixed), or -1
+    private int[] _nsShadow = new int[8];   // with _prefixIndex: the binding of the same prefix this one hides, or -1
+    private int[] _nsCharged = new int[8];  // serial of the last stanza charged for using this binding (see Charge)
     private int _nsCount;
+    private int _defaultHead = -1;
+    private int _prefixedHead = -1;
+    private int _prefixedCount;
+    private Dictionary<string, int>? _prefixIndex;
+
+    // Per stanza: counters for the limits, and the namespace URIs declared in it (one string per distinct URI, so
+    // 20,000 declarations of one URI cost one string, and the writer compares namespaces by reference).
+    private int _stanzaSerial;
+    private int _stanzaNsMark;
+    private int _stanzaElements;
+    private int _stanzaDeclarations;
+    private string[] _stanzaUris = [];
+    private int[] _stanzaUriHashes = [];
+    private int _stanzaUriCount;
 
     public XmlStreamParser(XmlLimits? limits = null)
     {
         Limits = limits ?? XmlLimits.Default;
+        MaxStanzaBytes = Limits.MaxStanzaBytes;
         Reset();
     }
 
     public XmlLimits Limits { get; }
+
+    /// <summary>
+    /// The size limit for stanzas, <see cref="XmlLimits.MaxStanzaBytes"/> unless set; a new value applies from the
+    /// next stanza on and survives <see cref="Reset"/>. A c2s stream keeps it small until a resource is bound
+    /// (as Prosody and ejabberd do): before that only negotiation elements are legitimate.
+    /// </summary>
+    public int MaxStanzaBytes { get; set; }
 
     public XmlElement? StreamHeader { get; private set; }
 
@@ -275,7 +307,9 @@ public sealed class XmlStreamParser
         _fragment = false;
         Array.Clear(_elements, 0, Math.Min(_depth + 1, _elements.Length));
         _depth = 0;
-        _nsCount = 0;
+        ClearNamespaces();
+        Array.Clear(_stanzaUris, 0, _stanzaUriCount);
+        _stanzaUriCount = 0;
         _allowDeclaration = true;
         _pendingRootClose = false;
         _completed = null;
@@ -291,9 +325,10 @@ public sealed class XmlStreamParser
 
     /// <summary>Parses one stand-alone element (no stream root), e.g. XML stored in a database.</summary>
     /// <exception cref="FormatException">The input is not exactly one well-formed element of the XMPP XML subset.</exception>
+    /// <param name="limits">Default: <see cref="XmlLimits.Trusted"/> (stored XML the server wrote itself); pass limits for untrusted input.</param>
     public static XmlElement ParseElement(ReadOnlySpan<byte> utf8, XmlLimits? limits = null)
     {
-        var parser = new XmlStreamParser(limits);
+        var parser = new XmlStreamParser(limits ?? XmlLimits.Trusted);
         parser._fragment = true;
         parser._state = State.Content;
         parser._depth = 1;
@@ -378,7 +413,7 @@ public sealed class XmlStreamParser
         byte b = input[pos];
         if (b == (byte)'<')
         {
-            if (!_fragment) StartCounting(pos, Limits.MaxStanzaBytes, stanza: true);
+            if (!_fragment) StartCounting(pos, MaxStanzaBytes, stanza: true);
             pos++;
             _state = State.TagOpen;
             return XmlStreamEvent.NeedMoreData;
@@ -814,6 +849,9 @@ public sealed class XmlStreamParser
 
         // Namespace declarations, scoped to this element.
         int mark = _nsCount;
+        bool inStanza = _depth >= 1;
+        if (inStanza && _depth == 1) StartStanza(mark);
+        if (inStanza && ++_stanzaElements > Limits.MaxElements) return Fail(XmlStreamErrorCondition.PolicyViolation, "too many elements in one stanza");
         int declarations = 0;
         for (int i = 0; i < count; i++)
         {
@@ -835,11 +873,36 @@ public sealed class XmlStreamParser
             var cond = CheckDeclaration(prefix, uriSpan);
             if (cond != XmlStreamErrorCondition.None)
             {
-                _nsCount = mark;
+                PopNamespaces(mark);
                 return Fail(cond, "invalid namespace declaration");
             }
+            if (uriSpan.Length > Limits.MaxNamespaceBytes / 3 && Encoding.UTF8.GetByteCount(uriSpan) > Limits.MaxNamespaceBytes)
+            {
+                PopNamespaces(mark);
+                return Fail(XmlStreamErrorCondition.PolicyViolation, "namespace name too long");
+            }
             if (prefix.SequenceEqual("xml")) continue; // redundant but legal
-            PushNamespace(_cache.Get(prefix), _cache.Get(uriSpan));
+            string uri;
+            if (inStanza)
+            {
+                if (++_stanzaDeclarations > Limits.MaxNamespaceDeclarations)
+                {
+                    PopNamespaces(mark);
+                    return Fail(XmlStreamErrorCondition.PolicyViolation, "too many namespace declarations in one stanza");
+                }
+                var interned = InternStanzaUri(uriSpan);
+                if (interned is null)
+                {
+                    PopNamespaces(mark);
+                    return Fail(XmlStreamErrorCondition.PolicyViolation, "too many distinct namespaces in one stanza");
+                }
+                uri = interned;
+            }
+            else
+            {
+                uri = _cache.Get(uriSpan);
+            }
+            PushNamespace(_cache.Get(prefix), uri);
         }
 
         // The element itself.
@@ -850,17 +913,18 @@ public sealed class XmlStreamParser
         if (_elementColon < 0)
         {
             local = _cache.Get(qname);
-            ns = LookupNamespace(default) ?? string.Empty;
+            ns = _defaultHead < 0 ? string.Empty : _nsUris[_defaultHead];
         }
         else
         {
             var p = qname[.._elementColon];
-            ns = LookupNamespace(p);
+            ns = LookupPrefix(p, out int binding);
             if (ns is null)
             {
-                _nsCount = mark;
+                PopNamespaces(mark);
                 return Fail(XmlStreamErrorCondition.InvalidNamespace, "undeclared namespace prefix on element");
             }
+            if (inStanza) Charge(binding);
             elementPrefix = _cache.Get(p);
             local = _cache.Get(qname[(_elementColon + 1)..]);
         }
@@ -890,12 +954,13 @@ public sealed class XmlStreamParser
             else
             {
                 var p = name[..a.Colon];
-                var resolved = LookupNamespace(p);
+                var resolved = LookupPrefix(p, out int binding);
                 if (resolved is null)
                 {
-                    _nsCount = mark;
+                    PopNamespaces(mark);
                     return Fail(XmlStreamErrorCondition.InvalidNamespace, "undeclared namespace prefix on attribute");
                 }
+                if (inStanza) Charge(binding);
                 attrNs = resolved;
                 attrName = _cache.Get(name[(a.Colon + 1)..]);
                 // Two prefixes bound to the same namespace can still collide after resolution.
@@ -904,7 +969,7 @@ public sealed class XmlStreamParser
                 {
                     if (string.Equals(existing[k].Name, attrName, StringComparison.Ordinal) && string.Equals(existing[k].Namespace, attrNs, StringComparison.Ordinal))
                     {
-                        _nsCount = mark;
+                        PopNamespaces(mark);
                         return Fail(XmlStreamErrorCondition.NotWellFormed, "duplicate attribute after namespace resolution");
                     }
                 }
@@ -928,7 +993,7 @@ public sealed class XmlStreamParser
             _elements[0] = null; // the header is not a container: stanzas are emitted one by one
             _depth = 1;
             StreamHeader = element;
-            StreamDefaultNamespace = LookupNamespace(default) ?? string.Empty;
+            StreamDefaultNamespace = _defaultHead < 0 ? string.Empty : _nsUris[_defaultHead];
             _pendingRootClose = empty;
             ShrinkBuffers();
             return XmlStreamEvent.StreamOpen;
@@ -957,7 +1022,7 @@ public sealed class XmlStreamParser
         if (d == 0)
         {
             _depth = 0;
-            _nsCount = 0;
+            ClearNamespaces();
             _state = State.AfterRoot;
             return XmlStreamEvent.StreamClose;
         }
@@ -967,11 +1032,12 @@ public sealed class XmlStreamParser
     private XmlStreamEvent PopElement()
     {
         int d = --_depth;
-        _nsCount = _nsMarks[d];
+        PopNamespaces(_nsMarks[d]);
         var element = _elements[d]!;
         _elements[d] = null;
         if (d != 1) return XmlStreamEvent.NeedMoreData;
         _completed = element;
+        EndStanza();
         ShrinkBuffers();
         return XmlStreamEvent.Element;
     }
@@ -1037,23 +1103,166 @@ public sealed class XmlStreamParser
     {
         if (_nsCount == _nsPrefixes.Length)
         {
-            Array.Resize(ref _nsPrefixes, _nsCount * 2);
-            Array.Resize(ref _nsUris, _nsCount * 2);
+            int n = _nsCount * 2;
+            Array.Resize(ref _nsPrefixes, n);
+            Array.Resize(ref _nsUris, n);
+            Array.Resize(ref _nsPrev, n);
+            Array.Resize(ref _nsShadow, n);
+            Array.Resize(ref _nsCharged, n);
         }
-        _nsPrefixes[_nsCount] = prefix;
-        _nsUris[_nsCount] = uri;
-        _nsCount++;
+        int i = _nsCount++;
+        _nsPrefixes[i] = prefix;
+        _nsUris[i] = uri;
+        _nsCharged[i] = 0;
+        if (prefix.Length == 0)
+        {
+            _nsPrev[i] = _defaultHead;
+            _defaultHead = i;
+            return;
+        }
+        _nsPrev[i] = _prefixedHead;
+        _prefixedHead = i;
+        _prefixedCount++;
+        if (_prefixIndex is not null) IndexPrefix(i);
+        else if (_prefixedCount > LinearPrefixBindings) BuildPrefixIndex();
     }
 
-    /// <summary>The namespace bound to <paramref name="prefix"/> (empty span: the default namespace), or null if undeclared.</summary>
-    private string? LookupNamespace(ReadOnlySpan<char> prefix)
+    private void IndexPrefix(int i)
     {
-        for (int i = _nsCount - 1; i >= 0; i--)
+        ref int head = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(_prefixIndex!, _nsPrefixes[i], out bool exists);
+        _nsShadow[i] = exists ? head : -1;
+        head = i;
+    }
+
+    private void BuildPrefixIndex()
+    {
+        _prefixIndex = new Dictionary<string, int>(_prefixedCount * 2, StringComparer.Ordinal);
+        for (int i = 0; i < _nsCount; i++)
         {
-            if (prefix.SequenceEqual(_nsPrefixes[i])) return _nsUris[i];
+            if (_nsPrefixes[i].Length > 0) IndexPrefix(i);
         }
+    }
+
+    /// <summary>Removes the bindings from <paramref name="mark"/> on (the element that declared them has ended).</summary>
+    private void PopNamespaces(int mark)
+    {
+        for (int i = _nsCount - 1; i >= mark; i--)
+        {
+            var prefix = _nsPrefixes[i];
+            if (prefix.Length == 0)
+            {
+                _defaultHead = _nsPrev[i];
+                continue;
+            }
+            _prefixedHead = _nsPrev[i];
+            _prefixedCount--;
+            if (_prefixIndex is not null)
+            {
+                if (_nsShadow[i] < 0) _prefixIndex.Remove(prefix);
+                else _prefixIndex[prefix] = _nsShadow[i];
+            }
+        }
+        if (mark < _nsCount) _nsCount = mark;
+    }
+
+    private void ClearNamespaces()
+    {
+        _nsCount = 0;
+        _defaultHead = -1;
+        _prefixedHead = -1;
+        _prefixedCount = 0;
+        _prefixIndex = null;
+        ShrinkNamespaceArrays();
+    }
+
+    /// <summary>A hostile stanza can leave thousands of binding slots behind; an idle connection keeps a few.</summary>
+    private void ShrinkNamespaceArrays()
+    {
+        if (_nsPrefixes.Length <= RetainedBindings || _nsCount > RetainedBindings / 2) return;
+        int n = Math.Max(8, _nsCount * 2);
+        Array.Resize(ref _nsPrefixes, n);
+        Array.Resize(ref _nsUris, n);
+        Array.Resize(ref _nsPrev, n);
+        Array.Resize(ref _nsShadow, n);
+        Array.Resize(ref _nsCharged, n);
+    }
+
+    /// <summary>
+    /// The namespace bound to a non-empty <paramref name="prefix"/>, or null if undeclared; <paramref name="binding"/>
+    /// is the binding's index (-1 for the built-in <c>xml</c> prefix).
+    /// </summary>
+    private string? LookupPrefix(ReadOnlySpan<char> prefix, out int binding)
+    {
+        if (_prefixIndex is not null)
+        {
+            if (_prefixIndex.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(prefix, out binding)) return _nsUris[binding];
+        }
+        else
+        {
+            for (int i = _prefixedHead; i >= 0; i = _nsPrev[i])
+            {
+                if (prefix.SequenceEqual(_nsPrefixes[i]))
+                {
+                    binding = i;
+                    return _nsUris[i];
+                }
+            }
+        }
+        binding = -1;
         if (prefix.SequenceEqual("xml")) return XmlNames.XmlNamespace;
         return null;
+    }
+
+    /// <summary>
+    /// A stanza that uses a prefix declared on the stream header does not carry the declaration, but whoever
+    /// forwards or stores the stanza must write it: the declaration's size is counted once into the stanza's, so
+    /// that what the server writes stays within a small factor of what the stanza counted (see XmlWriter).
+    /// </summary>
+    private void Charge(int binding)
+    {
+        if (binding < 0 || binding >= _stanzaNsMark || _fragment || _nsCharged[binding] == _stanzaSerial) return;
+        _nsCharged[binding] = _stanzaSerial;
+        _countBase += Encoding.UTF8.GetByteCount(_nsUris[binding]) + _nsPrefixes[binding].Length + 10;
+    }
+
+    private void StartStanza(int nsMark)
+    {
+        if (++_stanzaSerial == 0) _stanzaSerial = 1; // 0 marks "never charged"
+        _stanzaNsMark = nsMark;
+        _stanzaElements = 0;
+        _stanzaDeclarations = 0;
+        _stanzaUriCount = 0;
+    }
+
+    private void EndStanza()
+    {
+        Array.Clear(_stanzaUris, 0, _stanzaUriCount);
+        _stanzaUriCount = 0;
+        if (_prefixIndex is not null && _prefixedCount <= LinearPrefixBindings) _prefixIndex = null;
+        ShrinkNamespaceArrays();
+    }
+
+    /// <summary>The one string for this URI in the current stanza, or null when the stanza already has <see cref="XmlLimits.MaxNamespaces"/> others.</summary>
+    private string? InternStanzaUri(ReadOnlySpan<char> uri)
+    {
+        if (uri.IsEmpty) return string.Empty; // xmlns="": no namespace
+        int hash = string.GetHashCode(uri);
+        for (int i = 0; i < _stanzaUriCount; i++)
+        {
+            if (_stanzaUriHashes[i] == hash && uri.SequenceEqual(_stanzaUris[i])) return _stanzaUris[i];
+        }
+        if (_stanzaUriCount >= Limits.MaxNamespaces) return null;
+        if (_stanzaUriCount == _stanzaUris.Length)
+        {
+            int n = Math.Max(8, _stanzaUris.Length * 2);
+            Array.Resize(ref _stanzaUris, n);
+            Array.Resize(ref _stanzaUriHashes, n);
+        }
+        var s = _cache.Get(uri);
+        _stanzaUris[_stanzaUriCount] = s;
+        _stanzaUriHashes[_stanzaUriCount] = hash;
+        _stanzaUriCount++;
+        return s;
     }
 
     private void EnsureDepthCapacity(int size)

@@ -84,7 +84,7 @@ public class DifferentialTests
     }
 
     /// <summary>Random XML text exercising the syntax the parser must handle; valid by construction.</summary>
-    private sealed class DocumentGenerator(int seed)
+    internal sealed class DocumentGenerator(int seed)
     {
         private static readonly string[] Namespaces =
         [

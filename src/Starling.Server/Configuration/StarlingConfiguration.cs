@@ -219,6 +219,14 @@ public static class StarlingConfiguration
         if (o.Limits.MaxStanzaBytes < 10_000) errors.Add($"Limits:MaxStanzaBytes {o.Limits.MaxStanzaBytes} is below 10000, the minimum RFC 6120 §13.12 requires");
         Positive(errors, "Limits:MaxDepth", o.Limits.MaxDepth);
         Positive(errors, "Limits:MaxAttributes", o.Limits.MaxAttributes);
+        // Before bind a stream carries SASL and the bind request (~1 KB with a long resource); 4096 leaves room.
+        if (o.Limits.MaxStanzaBytesBeforeBind < 4096 || (o.Limits.MaxStanzaBytes >= 10_000 && o.Limits.MaxStanzaBytesBeforeBind > o.Limits.MaxStanzaBytes))
+            errors.Add($"Limits:MaxStanzaBytesBeforeBind {o.Limits.MaxStanzaBytesBeforeBind} must be between 4096 and Limits:MaxStanzaBytes ({o.Limits.MaxStanzaBytes})");
+        Positive(errors, "Limits:MaxElementsPerStanza", o.Limits.MaxElementsPerStanza);
+        Positive(errors, "Limits:MaxNamespaceDeclarations", o.Limits.MaxNamespaceDeclarations);
+        Positive(errors, "Limits:MaxNamespacesPerStanza", o.Limits.MaxNamespacesPerStanza);
+        // The longest namespace of RFC 6120/6121 (urn:ietf:params:xml:ns:xmpp-streams) must fit, with room.
+        if (o.Limits.MaxNamespaceBytes < 256) errors.Add($"Limits:MaxNamespaceBytes {o.Limits.MaxNamespaceBytes} is below 256");
         Positive(errors, "Limits:MaxOutboundQueue", o.Limits.MaxOutboundQueue);
         Positive(errors, "Limits:MaxResourcesPerUser", o.Limits.MaxResourcesPerUser);
         if (o.Limits.OfflineQuota < 0) errors.Add("Limits:OfflineQuota must be 0 or more");

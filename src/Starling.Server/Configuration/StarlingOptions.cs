@@ -122,6 +122,21 @@ public sealed class LimitOptions
     /// <summary>Most attributes accepted on one element.</summary>
     public int MaxAttributes { get; set; } = 64;
 
+    /// <summary>Largest stanza accepted before resource binding, in bytes: only negotiation (SASL, bind) is legitimate then, and it is small (as Prosody and ejabberd do).</summary>
+    public int MaxStanzaBytesBeforeBind { get; set; } = 10_000;
+
+    /// <summary>Most elements in one stanza (an OMEMO bundle has ~300, a big bookmark set ~1,000-2,000).</summary>
+    public int MaxElementsPerStanza { get; set; } = 10_000;
+
+    /// <summary>Most namespace declarations in one stanza.</summary>
+    public int MaxNamespaceDeclarations { get; set; } = 4_096;
+
+    /// <summary>Most distinct namespaces declared in one stanza.</summary>
+    public int MaxNamespacesPerStanza { get; set; } = 64;
+
+    /// <summary>Longest namespace URI accepted, in bytes.</summary>
+    public int MaxNamespaceBytes { get; set; } = 1_024;
+
     /// <summary>Stanzas queued for a client that reads too slowly before it is disconnected (queued messages are then re-routed, not lost).</summary>
     public int MaxOutboundQueue { get; set; } = 10_000;
 

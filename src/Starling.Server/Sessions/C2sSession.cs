@@ -40,6 +40,8 @@ public sealed class C2sSession : XmppStream
         : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueue, Namespaces.Client)
     {
         _log = server.LoggerFactory.CreateLogger<C2sSession>();
+        // Until a resource is bound only small negotiation elements are legitimate (HandleBind lifts the limit).
+        Parser.MaxStanzaBytes = server.Options.Limits.MaxStanzaBytesBeforeBind;
     }
 
     protected override ILogger Log => _log;
@@ -603,6 +605,7 @@ public sealed class C2sSession : XmppStream
         var result = new XmlElement("iq", Namespaces.Client);
         result.SetAttribute("id", id).SetAttribute("type", "result");
         result.AddElement("bind", Namespaces.Bind).AddElement("jid").AddText(full.ToString());
+        Parser.MaxStanzaBytes = Server.Options.Limits.MaxStanzaBytes;
         Reply(result);
         _log.LogInformation("{Connection}: bound {Jid}", ConnectionId, full);
     }

@@ -62,6 +62,9 @@ public sealed class XmppTestClient : IAsyncDisposable
     /// <summary>The connection reached end of input (or was reset).</summary>
     public bool ConnectionClosed { get; private set; }
 
+    /// <summary>Bytes read from the connection so far (after TLS).</summary>
+    public long BytesReceived { get; private set; }
+
     /// <param name="from">Local address to connect from (e.g. 127.0.0.2, another loopback address: another client network for the server's throttle), or null.</param>
     public static async Task<XmppTestClient> ConnectAsync(IPEndPoint endPoint, string domain, IPAddress? from = null)
     {
@@ -175,6 +178,7 @@ public sealed class XmppTestClient : IAsyncDisposable
                 return (Kind.EndOfInput, null);
             }
             _end = n;
+            BytesReceived += n;
         }
     }
 
