@@ -77,14 +77,24 @@ internal static partial class NativeSsl
             if (SecurityContextField is null) Disable();
             return null;
         }
-        // The type name, not just "some SafeHandle": another SafeHandle's handle is not an SSL*.
-        if (value is not SafeHandle handle || value.GetType().FullName != ExpectedHandleType)
+        if (!IsRuntimeSslHandle(value))
         {
             Disable();
             return null;
         }
+        var handle = (SafeHandle)value;
         return handle.IsInvalid || handle.IsClosed ? null : handle;
     }
+
+    /// <summary>
+    /// Whether <paramref name="value"/> is the runtime's SSL handle: checked by type name, not just "some SafeHandle",
+    /// because another SafeHandle's handle (a file, a key) is not an SSL* and OpenSSL would crash on it.
+    /// </summary>
+    internal static bool IsRuntimeSslHandle(object? value) =>
+        value is SafeHandle && value.GetType().FullName == ExpectedHandleType;
+
+    /// <summary>For tests: what the SslStream's private field holds (null when the field is gone).</summary>
+    internal static object? RawSecurityContext(SslStream stream) => SecurityContextField?.GetValue(stream);
 
     /// <summary>Runs <paramref name="call"/> with the SSL* held (so it cannot be freed meanwhile). Returns false if there is none.</summary>
     private static bool TryWithSsl<TState>(SslStream stream, TState state, Func<IntPtr, TState, bool> call)
