@@ -96,11 +96,14 @@ public sealed partial class TlsHardeningTests
 
     // ---- cipher policy ----
 
+    // The runtime's default list already refused the first three before the policy; the CBC suites with SHA-2
+    // (ECDHE-RSA-AES256-SHA384, ECDHE-RSA-AES128-SHA256) were accepted until the policy restricted TLS 1.2 to AEAD.
     [Theory]
     [InlineData("AES128-GCM-SHA256")]        // RSA key exchange: no forward secrecy
     [InlineData("AES256-SHA256")]            // RSA key exchange, CBC
     [InlineData("ECDHE-RSA-AES128-SHA")]     // CBC with HMAC-SHA1
     [InlineData("ECDHE-RSA-AES256-SHA384")]  // CBC with HMAC-SHA384
+    [InlineData("ECDHE-RSA-AES128-SHA256")]  // CBC with HMAC-SHA256
     public async Task Tls12_client_offering_only_a_weak_suite_is_refused(string cipher)
     {
         await using var server = await TestServer.StartAsync("--Hosts:0:RequireEncryption=true");
@@ -113,7 +116,7 @@ public sealed partial class TlsHardeningTests
 
     [Fact]
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-    public async Task Dotnet_client_offering_only_an_rsa_key_exchange_suite_is_refused()
+    public async Task Dotnet_client_offering_only_a_cbc_suite_is_refused()
     {
         await using var server = await TestServer.StartAsync("--Hosts:0:RequireEncryption=true");
         var pinned = server.Server.Certificates.Get("localhost")!.Certificate.RawData;
@@ -121,7 +124,7 @@ public sealed partial class TlsHardeningTests
         {
             TargetHost = "localhost",
             EnabledSslProtocols = SslProtocols.Tls12,
-            CipherSuitesPolicy = new CipherSuitesPolicy([TlsCipherSuite.TLS_RSA_WITH_AES_128_GCM_SHA256]),
+            CipherSuitesPolicy = new CipherSuitesPolicy([TlsCipherSuite.TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384]),
             RemoteCertificateValidationCallback = (_, c, _, _) => c is not null && c.GetRawCertData().AsSpan().SequenceEqual(pinned),
         }));
         await AssertNormalClientsLoginAndChatAsync(server);
