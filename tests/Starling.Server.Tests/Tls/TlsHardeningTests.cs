@@ -130,6 +130,25 @@ public sealed partial class TlsHardeningTests
         await AssertNormalClientsLoginAndChatAsync(server);
     }
 
+    [Fact]
+    public async Task Cipher_policy_lives_on_the_shared_context_so_connections_share_one_ssl_ctx()
+    {
+        // A CipherSuitesPolicy per connection would make the runtime build an SSL_CTX per connection (memory per idle
+        // session); the policy is set on the shared one instead, and every connection is made from it.
+        await using var server = await TestServer.StartAsync("--Hosts:0:RequireEncryption=true");
+        Assert.Null(server.Server.Certificates.Get("localhost")!.CipherPolicy);
+        for (int i = 0; i < 2; i++)
+        {
+            var client = await server.ConnectAsync();
+            await client.OpenStreamAsync();
+            await client.StartTlsAsync();
+        }
+        var contexts = server.Server.Connections.Snapshot().Where(s => s.IsSecure).Select(s => NativeSsl.GetContext(s.Tls!)).ToList();
+        Assert.Equal(2, contexts.Count);
+        Assert.NotEqual(IntPtr.Zero, contexts[0]);
+        Assert.Equal(contexts[0], contexts[1]);
+    }
+
     [Theory]
     [InlineData("-tls1_2", "ECDHE-RSA-AES256-GCM-SHA384")]
     [InlineData("-tls1_2", "ECDHE-RSA-CHACHA20-POLY1305")]
