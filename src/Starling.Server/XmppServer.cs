@@ -92,6 +92,22 @@ public sealed class XmppServer : IAsyncDisposable
         return server;
     }
 
+    /// <summary>
+    /// Re-reads every host's certificate and key (SIGHUP, `starling reload`): new connections get the new ones,
+    /// established connections keep theirs; a host whose files do not load keeps its previous certificate. Logs and
+    /// returns one line per host.
+    /// </summary>
+    public CertificateReloadResult ReloadCertificates()
+    {
+        var result = Certificates.Reload();
+        foreach (var line in result.Lines)
+        {
+            if (line.Contains(": kept the previous certificate", StringComparison.Ordinal)) Log.LogWarning("certificate reload: {Line}", line);
+            else Log.LogInformation("certificate reload: {Line}", line);
+        }
+        return result;
+    }
+
     public bool IsLocalHost(string domain) => _hosts.ContainsKey(domain);
 
     /// <summary>The JID of a domain (a local host's is cached; others are parsed).</summary>

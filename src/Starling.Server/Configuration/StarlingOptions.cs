@@ -64,7 +64,7 @@ public sealed class C2sOptions
     /// <summary>Seconds of outbound silence after which a whitespace keepalive is sent (RFC 6120 §4.6.1).</summary>
     public int KeepaliveSeconds { get; set; } = 60;
 
-    /// <summary>Offer SCRAM-*-PLUS over TLS with tls-server-end-point channel binding (RFC 5929, XEP-0440).</summary>
+    /// <summary>Offer SCRAM-*-PLUS over TLS with tls-server-end-point (RFC 5929) and, on TLS 1.3, tls-exporter (RFC 9266) channel binding (XEP-0440).</summary>
     public bool ChannelBinding { get; set; } = true;
 
     /// <summary>Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5 suggests 2–5).</summary>

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Runtime.InteropServices;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Hosting;
@@ -23,12 +24,36 @@ public sealed class StarlingHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly List<ListenOptions> _c2sListeners;
+    private readonly PosixSignalRegistration? _reloadSignal;
 
     private StarlingHost(WebApplication app, XmppServer server, List<ListenOptions> c2s)
     {
         _app = app;
         Server = server;
         _c2sListeners = c2s;
+        _reloadSignal = RegisterReloadSignal(server);
+    }
+
+    /// <summary>
+    /// SIGHUP re-reads the certificates (as Prosody and most Unix daemons do), e.g. from certbot's deploy hook.
+    /// Cancel = true: the default action of SIGHUP would end the process.
+    /// </summary>
+    private static PosixSignalRegistration? RegisterReloadSignal(XmppServer server)
+    {
+        if (OperatingSystem.IsWindows()) return null;
+        try
+        {
+            return PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                // Off the signal thread: loading keys and the TLS check handshakes take a few milliseconds.
+                _ = Task.Run(server.ReloadCertificates);
+            });
+        }
+        catch (Exception ex) when (ex is PlatformNotSupportedException or IOException)
+        {
+            return null;
+        }
     }
 
     public XmppServer Server { get; }
@@ -127,6 +152,7 @@ public sealed class StarlingHost : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        _reloadSignal?.Dispose();
         Server.Shutdown();
         await Task.Delay(100);
         using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5)))

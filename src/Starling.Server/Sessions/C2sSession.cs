@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Starling.Server.Configuration;
+using Starling.Server.Tls;
 using Starling.Xml;
 using Starling.Xmpp;
 using Starling.Xmpp.Sasl;
@@ -15,8 +16,6 @@ namespace Starling.Server.Sessions;
 /// </summary>
 public sealed class C2sSession : XmppStream
 {
-    private const string ChannelBindingType = "tls-server-end-point";
-
     /// <summary>Largest PLAIN message accepted (RFC 4616 §2: each field is at most 255 octets; generous for long passwords).</summary>
     private const int MaxPlainMessage = 8192;
 
@@ -35,6 +34,8 @@ public sealed class C2sSession : XmppStream
     private bool _closedHandled;
     private string? _lastToText;
     private Jid? _lastTo;
+    private string[]? _channelBindingTypes; // what this TLS connection advertises (XEP-0440), until authenticated
+    private byte[]? _exporterBinding;       // its RFC 9266 tls-exporter data, when offered
 
     public C2sSession(XmppServer server, ConnectionContext connection)
         : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueue, Namespaces.Client)
@@ -155,11 +156,11 @@ public sealed class C2sSession : XmppStream
             if (_host.RequireEncryption && !IsSecure) return features;
             var mechanisms = features.AddElement("mechanisms", Namespaces.Sasl);
             foreach (var m in OfferedMechanisms()) mechanisms.AddElement("mechanism").AddText(m);
-            if (IsSecure && Server.Options.C2s.ChannelBinding)
+            if (ChannelBindingTypes() is { } types)
             {
-                // XEP-0440: which channel-binding types this server can verify.
-                features.AddElement("sasl-channel-binding", Namespaces.ChannelBinding)
-                    .AddElement("channel-binding").SetAttribute("type", ChannelBindingType);
+                // XEP-0440: which channel-binding types this server can verify on this connection.
+                var cb = features.AddElement("sasl-channel-binding", Namespaces.ChannelBinding);
+                foreach (var type in types) cb.AddElement("channel-binding").SetAttribute("type", type);
             }
             return features;
         }
@@ -172,6 +173,24 @@ public sealed class C2sSession : XmppStream
             if (f is not null) features.Add(f);
         }
         return features;
+    }
+
+    /// <summary>
+    /// The channel-binding types this connection offers, or null without TLS (or with channel binding off).
+    /// tls-server-end-point (RFC 5929) always; tls-exporter (RFC 9266) on TLS 1.3 when the keying material can be
+    /// exported. RFC 9266 §3 allows tls-exporter on TLS 1.2 only with the extended master secret; as Prosody does, we
+    /// offer it on TLS 1.3 only. Worked out once per connection, so the features and the SCRAM exchange agree.
+    /// </summary>
+    private string[]? ChannelBindingTypes()
+    {
+        if (!IsSecure || !Server.Options.C2s.ChannelBinding) return null;
+        if (_channelBindingTypes is not null) return _channelBindingTypes;
+        if (Tls!.SslProtocol == System.Security.Authentication.SslProtocols.Tls13)
+            _exporterBinding = NativeSsl.ExportChannelBinding(Tls);
+        _channelBindingTypes = _exporterBinding is null
+            ? [ScramChannelBinding.TlsServerEndPoint]
+            : [ScramChannelBinding.TlsExporter, ScramChannelBinding.TlsServerEndPoint];
+        return _channelBindingTypes;
     }
 
     private List<string> OfferedMechanisms()
@@ -323,14 +342,22 @@ public sealed class C2sSession : XmppStream
         }
         var hash = _mechanism.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramHash.Sha256 : ScramHash.Sha1;
         bool plus = _mechanism.EndsWith("-PLUS", StringComparison.Ordinal);
-        byte[]? cbData = null;
-        string? cbType = null;
-        if (IsSecure && Server.Options.C2s.ChannelBinding)
+        var cbTypes = ChannelBindingTypes();
+        List<ScramChannelBinding>? bindings = null;
+        if (cbTypes is not null)
         {
-            cbType = ChannelBindingType;
-            cbData = Server.Certificates.Get(_host!.Name)!.EndpointBinding;
+            // The data of the type the client names in its GS2 header (RFC 5802 §6) is checked; both are ready.
+            // tls-server-end-point is of the certificate this connection negotiated, which a reload may have replaced since.
+            bindings = new List<ScramChannelBinding>(2);
+            if (_exporterBinding is not null) bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsExporter, _exporterBinding));
+            bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsServerEndPoint,
+                Server.Certificates.Get(_host!.Name)!.EndpointBindingOf(Tls!.LocalCertificate)));
         }
-        _scram = new ScramServer(hash, plus, cbType, cbData);
+        _scram = new ScramServer(hash, plus, bindings)
+        {
+            // XEP-0474 §4.1: sign what this stream advertised (the same lists BuildFeatures sent).
+            DowngradeProtection = ScramDowngradeProtection.Compose(OfferedMechanisms(), cbTypes),
+        };
         if (data.Length == 0)
         {
             // RFC 6120 §6.4.2: no initial response — an empty challenge asks for it.
@@ -480,6 +507,8 @@ public sealed class C2sSession : XmppStream
         ResetSasl();
         _authenticated = true;
         _username = local;
+        _channelBindingTypes = null; // negotiation is over: nothing to keep per session
+        _exporterBinding = null;
         var success = new XmlElement("success", Namespaces.Sasl);
         if (serverFinal is not null) success.AddText(Convert.ToBase64String(serverFinal));
         Reply(success);

@@ -337,6 +337,7 @@ public abstract class XmppStream
         var barrier = new Barrier();
         Enqueue(new Outbound(null, null, barrier), closing: true);
         await barrier.Flushed.Task; // <proceed/> is on the wire and the writer waits
+        // Read once: a certificate reload meanwhile changes what the next connection gets, not this handshake.
         var cert = Server.Certificates.Get(_tlsHost!)!;
         var tls = new SslStream(new DuplexPipeStream(_connection.Transport), leaveInnerStreamOpen: false);
         try
@@ -345,10 +346,16 @@ public abstract class XmppStream
             await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
             {
                 ServerCertificateContext = cert.Context,
-                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                // Tls/TlsPolicy.cs: TLS 1.2 and 1.3; the suites are restricted on the shared context (or here, as fallback).
+                EnabledSslProtocols = TlsPolicy.Protocols,
+                CipherSuitesPolicy = cert.CipherPolicy,
                 ClientCertificateRequired = false,
                 CertificateRevocationCheckMode = System.Security.Cryptography.X509Certificates.X509RevocationMode.NoCheck,
             }, timeout.Token);
+            // Belt and braces: whatever context the runtime used, no XMPP data flows over a suite outside the policy.
+            // RFC 6120 §5.4.3.2: a failed TLS negotiation ends the TCP connection.
+            if (!TlsPolicy.IsAllowed(tls.NegotiatedCipherSuite))
+                throw new AuthenticationException($"cipher suite {tls.NegotiatedCipherSuite} is not allowed by the TLS policy");
         }
         catch
         {

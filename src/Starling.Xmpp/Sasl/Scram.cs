@@ -92,13 +92,14 @@ public sealed class ScramServer
 
     private readonly ScramHash _hash;
     private readonly bool _plus;
-    private readonly string? _channelBindingType;
-    private readonly byte[]? _channelBindingData;
+    private readonly IReadOnlyList<ScramChannelBinding>? _channelBindings;
+    private readonly bool _offersChannelBinding;
     private readonly string? _fixedServerNonce;
 
     private State _state;
     private string? _gs2Header;
     private bool _clientUsesChannelBinding;
+    private byte[]? _channelBindingData;
     private string? _clientFirstBare;
     private string? _clientNonce;
     private string? _serverFirst;
@@ -117,14 +118,34 @@ public sealed class ScramServer
 
     /// <summary>Test hook: a fixed server nonce part (appended to the client's nonce) instead of a random one.</summary>
     internal ScramServer(ScramHash hash, bool plus, string? channelBindingType, byte[]? channelBindingData, string? serverNonce)
+        : this(hash, plus, channelBindingType is null || channelBindingData is null ? null : [new ScramChannelBinding(channelBindingType, channelBindingData)], channelBindingType is not null, serverNonce)
+    {
+    }
+
+    /// <param name="hash">SHA-1 or SHA-256.</param>
+    /// <param name="plus">True for the -PLUS mechanism (channel binding required).</param>
+    /// <param name="channelBindings">The channel-binding types this connection offers, with their data (RFC 5802 §6: the client names one in its GS2 header); null or empty when it has none.</param>
+    public ScramServer(ScramHash hash, bool plus, IReadOnlyList<ScramChannelBinding>? channelBindings)
+        : this(hash, plus, channelBindings, channelBindings is { Count: > 0 }, serverNonce: null)
+    {
+    }
+
+    private ScramServer(ScramHash hash, bool plus, IReadOnlyList<ScramChannelBinding>? channelBindings, bool offersChannelBinding, string? serverNonce)
     {
         _ = ScramPrimitives.HashLength(hash);
         _hash = hash;
         _plus = plus;
-        _channelBindingType = channelBindingType;
-        _channelBindingData = channelBindingData;
+        _channelBindings = channelBindings is { Count: > 0 } ? channelBindings : null;
+        _offersChannelBinding = offersChannelBinding;
         _fixedServerNonce = serverNonce;
     }
+
+    /// <summary>
+    /// XEP-0474: the advertised mechanisms and channel-binding types as composed by
+    /// <see cref="ScramDowngradeProtection.Compose"/>; the server-first-message then carries their hash as "h".
+    /// Null (default): no "h" attribute.
+    /// </summary>
+    public string? DowngradeProtection { get; init; }
 
     /// <summary>The authentication identity (username, after SCRAM's =2C/=3D decoding) once the client-first message is parsed.</summary>
     public string? Username { get; private set; }
@@ -244,22 +265,24 @@ public sealed class ScramServer
         Username = username;
         AuthorizationId = authzid;
 
-        // Channel binding negotiation (RFC 5802 §6).
+        // Channel binding negotiation (RFC 5802 §6): the client names the type in its GS2 header; the data it must
+        // prove is this connection's for that type (tls-exporter and tls-server-end-point differ).
+        byte[]? bindingData = flag == 'p' ? FindChannelBinding(cbName!) : null;
         switch (flag)
         {
             case 'p' when !_plus:
                 return Fail(MalformedRequest); // Binding requested with the non-PLUS mechanism.
-            case 'p' when _channelBindingType is null || _channelBindingData is null
-                || !string.Equals(cbName, _channelBindingType, StringComparison.Ordinal):
+            case 'p' when bindingData is null:
                 return Fail(NotAuthorized); // Binding type this connection cannot provide.
             case 'n' or 'y' when _plus:
                 return Fail(MalformedRequest); // -PLUS without binding.
-            case 'y' when _channelBindingType is not null:
+            case 'y' when _offersChannelBinding:
                 return Fail(NotAuthorized); // Client could bind and we offer PLUS: downgrade attack.
         }
 
         _gs2Header = message[..pos];
         _clientUsesChannelBinding = flag == 'p';
+        _channelBindingData = bindingData;
         _clientFirstBare = bare;
         _clientNonce = nonce;
         _state = State.ClientFirstReceived;
@@ -286,6 +309,9 @@ public sealed class ScramServer
         _serverFirst = string.Create(
             CultureInfo.InvariantCulture,
             $"r={_combinedNonce},s={Convert.ToBase64String(_credential.Salt)},i={_credential.Iterations}");
+        // XEP-0474 §4.1: the hash of what was advertised, signed along with the rest of the AuthMessage.
+        if (DowngradeProtection is not null)
+            _serverFirst += ",h=" + ScramDowngradeProtection.HashValue(_hash, DowngradeProtection);
         _state = State.ServerFirstSent;
         return ScramPrimitives.Utf8.GetBytes(_serverFirst);
     }
@@ -358,6 +384,16 @@ public sealed class ScramServer
         serverFinal = ScramPrimitives.Utf8.GetBytes("v=" + Convert.ToBase64String(serverSignature));
         _state = State.Done;
         return SaslStepResult.Success;
+    }
+
+    private byte[]? FindChannelBinding(string type)
+    {
+        if (_channelBindings is null) return null;
+        for (int i = 0; i < _channelBindings.Count; i++)
+        {
+            if (string.Equals(_channelBindings[i].Type, type, StringComparison.Ordinal)) return _channelBindings[i].Data;
+        }
+        return null;
     }
 
     private void Expect(State state)

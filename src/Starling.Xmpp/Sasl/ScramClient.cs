@@ -88,6 +88,16 @@ public sealed class ScramClient
     /// </summary>
     public bool ClaimsChannelBindingSupport { get; init; }
 
+    /// <summary>
+    /// XEP-0474: the mechanisms and channel-binding types the server advertised on this stream, as composed by
+    /// <see cref="ScramDowngradeProtection.Compose"/>. When set and the server-first-message carries "h", the client
+    /// checks it and fails the exchange (<see cref="FormatException"/>) if it does not match: the lists were tampered with.
+    /// </summary>
+    public string? AdvertisedLists { get; init; }
+
+    /// <summary>XEP-0474: true once the server-first-message carried an "h" attribute that matched <see cref="AdvertisedLists"/>.</summary>
+    public bool DowngradeProtectionVerified { get; private set; }
+
     /// <summary>The mechanism this client speaks.</summary>
     public string MechanismName => ScramServer.GetMechanismName(_hash, _channelBindingType is not null);
 
@@ -114,6 +124,7 @@ public sealed class ScramClient
         string? nonce = null;
         byte[]? salt = null;
         int iterations = 0;
+        string? downgradeHash = null;
         int index = 0;
         foreach (Range range in message.AsSpan().Split(','))
         {
@@ -130,6 +141,9 @@ public sealed class ScramClient
                 case 2 when name == 'i' && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out iterations)
                     && iterations is > 0 and <= MaxIterations:
                     break;
+                case > 2 when name == 'h':
+                    downgradeHash = value.ToString();
+                    break;
                 case > 2 when name != '\0':
                     break;
                 default:
@@ -143,6 +157,15 @@ public sealed class ScramClient
             throw new FormatException("SCRAM iteration count below the client's minimum.");
         if (nonce.Length <= _clientNonce.Length || !nonce.StartsWith(_clientNonce, StringComparison.Ordinal))
             throw new FormatException("SCRAM server nonce does not extend the client nonce.");
+
+        // XEP-0474 §4.2: the server's hash of what it advertised must be the hash of what we saw advertised.
+        if (downgradeHash is not null && AdvertisedLists is not null)
+        {
+            string expected = ScramDowngradeProtection.HashValue(_hash, AdvertisedLists);
+            if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(expected), Encoding.ASCII.GetBytes(downgradeHash)))
+                throw new FormatException("SCRAM downgrade protection (XEP-0474): the advertised mechanisms or channel-binding types were changed in transit.");
+            DowngradeProtectionVerified = true;
+        }
 
         byte[] header = Encoding.UTF8.GetBytes(_gs2Header!);
         byte[] cbind = _channelBindingType is not null ? [.. header, .. _channelBindingData!] : header;

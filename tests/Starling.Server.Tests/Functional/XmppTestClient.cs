@@ -385,6 +385,12 @@ public sealed class XmppTestClient : IAsyncDisposable
         {
             AuthorizationId = authzid,
         };
+        return await TryAuthenticateScramAsync(scram);
+    }
+
+    /// <summary>A SCRAM exchange with a client the test configured (channel-binding type, XEP-0474 lists); as above.</summary>
+    public async Task<XmlElement> TryAuthenticateScramAsync(ScramClient scram)
+    {
         await SendAsync($"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='{scram.MechanismName}'>{Convert.ToBase64String(scram.ClientFirst())}</auth>");
         var challenge = await ExpectSaslAsync();
         if (challenge.Name != "challenge") return challenge;
