@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text;
 using Microsoft.Extensions.Logging;
 using Starling.Server.Sessions;
 using Starling.Server.Storage;
@@ -94,18 +93,6 @@ public sealed class OfflineModule : IModule
         return copy;
     }
 
-    /// <summary>
-    /// Limits for re-reading a stored row: bounded by the row's own size (every name, attribute and level of nesting
-    /// takes at least one byte of it), not by the client limits in force — the row was accepted once, under whatever
-    /// limits were configured then.
-    /// </summary>
-    internal static XmlLimits StoredRowLimits(string xml)
-    {
-        int bytes = Encoding.UTF8.GetByteCount(xml);
-        int bound = bytes < int.MaxValue / 2 ? bytes + 16 : int.MaxValue / 2;
-        return new XmlLimits { MaxStanzaBytes = bound, MaxDepth = bound, MaxAttributes = bound, MaxNameBytes = bound };
-    }
-
     /// <summary>Only messages with content: a message that is nothing but a chat state or asks not to be stored is not kept.</summary>
     private static bool ShouldStore(XmlElement message)
     {
@@ -154,7 +141,7 @@ public sealed class OfflineModule : IModule
                     XmlElement message;
                     try
                     {
-                        message = XmlStreamParser.ParseElement(stored.Xml, StoredRowLimits(stored.Xml));
+                        message = StoredXml.Parse(stored.Xml);
                     }
                     catch (FormatException ex)
                     {

@@ -37,7 +37,8 @@ public sealed class PrivateModule : IModule
         var user = request.From;
         var xml = await _context.Server.Storage.PrivateXml.GetAsync(user.Domain, user.Local!, wanted.Name, wanted.Namespace);
         var query = new XmlElement("query", Namespaces.Private);
-        query.Add(xml is null ? new XmlElement(wanted.Name, wanted.Namespace) : XmlStreamParser.ParseElement(xml));
+        // Read with limits from the row, not the client's: a fragment stored under larger limits still loads (issue #13).
+        query.Add(xml is null ? new XmlElement(wanted.Name, wanted.Namespace) : Storage.StoredXml.Parse(xml));
         return IqReply.Result(query);
     }
 
