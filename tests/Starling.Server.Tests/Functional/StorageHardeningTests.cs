@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.RegularExpressions;
 using Microsoft.Data.Sqlite;
 using Starling.Xml;
@@ -237,6 +238,42 @@ public sealed partial class StorageHardeningTests
         await alice.ExpectStanzaErrorAsync("presence", "d4", "resource-constraint", "wait");
         await alice.SyncAsync();
         alice.AssertNoPending(e => e.GetAttribute("type") == "error", "an error for directed presence within the limit");
+        await AssertNormalClientsChatAsync(server);
+    }
+
+    [Fact]
+    public async Task Offline_stores_complete_while_another_user_loops_roster_sets_from_many_resources()
+    {
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
+        await server.AddUserAsync("erin");
+        const int Resources = 8;
+        const int SetsPerResource = 60;
+        var attackers = new List<XmppTestClient>();
+        for (int r = 0; r < Resources; r++) attackers.Add(await server.LoginAsync("alice", "r" + r.ToString(System.Globalization.CultureInfo.InvariantCulture), available: false));
+        var bob = await server.LoginAsync("bob", "pc");
+
+        // Every resource pipelines its roster sets: the writer always has alice's work queued.
+        var flood = attackers.Select((a, r) => Task.Run(async () =>
+        {
+            var batch = new StringBuilder();
+            for (int i = 0; i < SetsPerResource; i++) batch.Append(System.Globalization.CultureInfo.InvariantCulture, $"<iq type='set' id='f{i}'><query xmlns='jabber:iq:roster'><item jid='c{r}-{i}@localhost'/></query></iq>");
+            await a.SendAsync(batch.ToString());
+            await a.ExpectAsync(e => e.Name == "iq" && e.GetAttribute("id") == "f" + (SetsPerResource - 1).ToString(System.Globalization.CultureInfo.InvariantCulture), "the last roster set's answer", TimeSpan.FromSeconds(120));
+        })).ToList();
+        var floodDone = Task.WhenAll(flood);
+
+        for (int i = 0; i < 10; i++)
+            await bob.SendAsync($"<message to='erin@localhost' type='chat' id='e{i}'><body>to erin {i}</body></message>");
+        await bob.SyncAsync();
+        bool floodStillRunning = !floodDone.IsCompleted;
+        await floodDone.WaitAsync(TimeSpan.FromSeconds(120));
+
+        // Relative fact, no timing: bob's ten stores went through while alice still had writes queued.
+        Assert.True(floodStillRunning, "alice's flood finished before bob's ten offline stores");
+        Assert.Equal(10, await server.Server.Storage.Offline.CountAsync("localhost", "erin"));
+        bob.AssertNoPending(e => e.GetAttribute("type") == "error", "an error for bob's messages");
+        var erin = await server.LoginAsync("erin", "phone");
+        for (int i = 0; i < 10; i++) await erin.ExpectAsync(e => TestServer.IsMessage(e, $"to erin {i}"), $"offline message {i}");
         await AssertNormalClientsChatAsync(server);
     }
 
