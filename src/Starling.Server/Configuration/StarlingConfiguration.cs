@@ -230,6 +230,17 @@ public static class StarlingConfiguration
         Positive(errors, "Limits:MaxOutboundQueue", o.Limits.MaxOutboundQueue);
         Positive(errors, "Limits:MaxResourcesPerUser", o.Limits.MaxResourcesPerUser);
         if (o.Limits.OfflineQuota < 0) errors.Add("Limits:OfflineQuota must be 0 or more");
+        // Per-user storage quotas (issue #13).
+        if (o.Limits.OfflineQuotaBytes < 0) errors.Add("Limits:OfflineQuotaBytes must be 0 or more");
+        Positive(errors, "Limits:MaxRosterItems", o.Limits.MaxRosterItems);
+        Positive(errors, "Limits:MaxRosterNameLength", o.Limits.MaxRosterNameLength);
+        Positive(errors, "Limits:MaxRosterGroups", o.Limits.MaxRosterGroups);
+        Positive(errors, "Limits:MaxRosterGroupNameLength", o.Limits.MaxRosterGroupNameLength);
+        Positive(errors, "Limits:MaxPrivateFragments", o.Limits.MaxPrivateFragments);
+        Positive(errors, "Limits:MaxPrivateFragmentBytes", o.Limits.MaxPrivateFragmentBytes);
+        Positive(errors, "Limits:MaxDirectedPresence", o.Limits.MaxDirectedPresence);
+        if (!string.Equals(o.Storage.SqliteSynchronous, "normal", StringComparison.OrdinalIgnoreCase) && !string.Equals(o.Storage.SqliteSynchronous, "full", StringComparison.OrdinalIgnoreCase))
+            errors.Add($"Storage:SqliteSynchronous '{o.Storage.SqliteSynchronous}' must be \"normal\" or \"full\"");
         if (!string.Equals(o.Storage.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))
             errors.Add($"Storage:Provider '{o.Storage.Provider}' is not supported (supported: sqlite)");
         if (string.IsNullOrWhiteSpace(o.Storage.SqlitePath)) errors.Add("Storage:SqlitePath is empty");

@@ -109,6 +109,12 @@ public sealed class StorageOptions
 
     /// <summary>SQLite database file; relative paths are relative to DataDirectory.</summary>
     public string SqlitePath { get; set; } = "starling.db";
+
+    /// <summary>
+    /// SQLite PRAGMA synchronous: "normal" (WAL; survives a process crash, the last commits may be lost on power loss) or
+    /// "full" (syncs every commit; survives power loss, slower writes). docs/operations.md, "Durability".
+    /// </summary>
+    public string SqliteSynchronous { get; set; } = "normal";
 }
 
 public sealed class LimitOptions
@@ -145,6 +151,32 @@ public sealed class LimitOptions
 
     /// <summary>Resources one account may bind at once.</summary>
     public int MaxResourcesPerUser { get; set; } = 64;
+
+    // ---- per-user storage quotas (issue #13): far above what a normal client stores, below what fills a disk ----
+
+    /// <summary>Bytes of offline messages kept per user (UTF-8 of the stored XML), besides the count in OfflineQuota; past it senders get service-unavailable.</summary>
+    public long OfflineQuotaBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Roster items per user; a roster set adding one more gets resource-constraint.</summary>
+    public int MaxRosterItems { get; set; } = 5_000;
+
+    /// <summary>Longest roster item name, in characters; longer: not-acceptable (RFC 6121 §2.3.3).</summary>
+    public int MaxRosterNameLength { get; set; } = 1_024;
+
+    /// <summary>Groups on one roster item; more: not-acceptable.</summary>
+    public int MaxRosterGroups { get; set; } = 64;
+
+    /// <summary>Longest roster group name, in characters; longer: not-acceptable (RFC 6121 §2.3.3).</summary>
+    public int MaxRosterGroupNameLength { get; set; } = 1_024;
+
+    /// <summary>Private XML fragments (element name + namespace, XEP-0049) per user; a new one past it gets resource-constraint.</summary>
+    public int MaxPrivateFragments { get; set; } = 100;
+
+    /// <summary>Largest private XML fragment, in bytes (UTF-8); larger: not-acceptable.</summary>
+    public int MaxPrivateFragmentBytes { get; set; } = 128 * 1024;
+
+    /// <summary>Entities one session may have sent directed presence to (RFC 6121 §4.6); one more gets resource-constraint.</summary>
+    public int MaxDirectedPresence { get; set; } = 1_000;
 }
 
 public sealed class ModuleOptions

@@ -8,6 +8,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Starling.Server.Configuration;
+using Starling.Server.Storage;
 using Starling.Server.Storage.Sqlite;
 using Starling.Server.Tls;
 
@@ -83,7 +84,8 @@ public sealed class StarlingHost : IAsyncDisposable
     }
 
     /// <summary>Builds and starts the server; throws <see cref="ListenException"/> or <see cref="ConfigurationException"/> with a clear message.</summary>
-    public static async Task<StarlingHost> StartAsync(LoadedConfiguration config, Action<ILoggingBuilder>? configureLogging = null, Action<string>? report = null)
+    /// <param name="wrapStorage">Wraps the storage (tests inject failures with it).</param>
+    public static async Task<StarlingHost> StartAsync(LoadedConfiguration config, Action<ILoggingBuilder>? configureLogging = null, Action<string>? report = null, Func<IStorage, IStorage>? wrapStorage = null)
     {
         Directory.CreateDirectory(config.DataDirectory);
         var certificates = CertificateManager.Load(config, report);
@@ -101,7 +103,8 @@ public sealed class StarlingHost : IAsyncDisposable
         });
 
         var loggerFactory = builder.Services.BuildServiceProvider().GetRequiredService<ILoggerFactory>();
-        var storage = new SqliteStorage(config.DatabasePath, loggerFactory.CreateLogger<SqliteStorage>());
+        IStorage storage = new SqliteStorage(config.DatabasePath, loggerFactory.CreateLogger<SqliteStorage>(), synchronousFull: string.Equals(config.Options.Storage.SqliteSynchronous, "full", StringComparison.OrdinalIgnoreCase));
+        if (wrapStorage is not null) storage = wrapStorage(storage);
         var server = await XmppServer.CreateAsync(config, storage, certificates, loggerFactory);
 
         var c2s = new List<ListenOptions>();

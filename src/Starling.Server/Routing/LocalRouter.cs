@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Starling.Server.Modules;
 using Starling.Server.Sessions;
+using Starling.Server.Storage;
 using Starling.Xml;
 using Starling.Xmpp;
 
@@ -104,15 +105,26 @@ public sealed class LocalRouter : IRouter
         }
         if (delivered > 0 || type == "headline") return;
 
-        if (sessions.Length == 0 && !await _server.AccountExistsAsync(bare))
+        try
         {
-            // RFC 6121 §8.5.1: no such account.
-            Bounce(stanza, from, bare, StanzaErrorCondition.ServiceUnavailable);
+            if (sessions.Length == 0 && !await _server.AccountExistsAsync(bare))
+            {
+                // RFC 6121 §8.5.1: no such account.
+                Bounce(stanza, from, bare, StanzaErrorCondition.ServiceUnavailable);
+                return;
+            }
+            // §8.5.2.2: no available resource — offline storage (XEP-0160), else an error, never a silent drop.
+            var offline = _server.Modules.UndeliverableMessage;
+            if (offline is not null && await offline(bare, stanza)) return;
+        }
+        catch (Exception ex)
+        {
+            // Issue #13: a failing database must not close the sender's stream or lose the message silently: the sender
+            // gets an error for this message (the offline module reports its own store failures the same way).
+            var kind = StorageFailure.Log(_log, ex, "routing a message", bare);
+            Bounce(stanza, from, bare, StorageFailure.Condition(kind), StorageFailure.Text(kind));
             return;
         }
-        // §8.5.2.2: no available resource — offline storage (XEP-0160), else an error, never a silent drop.
-        var offline = _server.Modules.UndeliverableMessage;
-        if (offline is not null && await offline(bare, stanza)) return;
         Bounce(stanza, from, bare, StanzaErrorCondition.ServiceUnavailable);
     }
 
@@ -207,8 +219,19 @@ public sealed class LocalRouter : IRouter
         }
         catch (Exception ex)
         {
-            _log.LogError(ex, "iq handler for {Namespace} failed", payload.Namespace);
-            reply = IqReply.Fail(StanzaErrorCondition.InternalServerError);
+            // Issue #13: storage failures (busy, full, account deleted under the session) are expected conditions with
+            // their own error and one log line; anything else is logged with its stack trace. The stream stays up.
+            var kind = StorageFailure.Classify(ex);
+            if (kind == StorageFailureKind.Unexpected)
+            {
+                _log.LogError(ex, "iq handler for {Namespace} failed", payload.Namespace);
+                reply = IqReply.Fail(StanzaErrorCondition.InternalServerError);
+            }
+            else
+            {
+                _log.LogWarning("iq handler for {Namespace} of {From}: storage {Kind} ({Message})", payload.Namespace, from, kind, ex.Message);
+                reply = IqReply.Fail(StorageFailure.Condition(kind), StorageFailure.Text(kind));
+            }
         }
         if (reply.Error is { } condition)
         {

@@ -737,7 +737,15 @@ public sealed class C2sSession : XmppStream
             if (type is "groupchat" or "error" or "headline") continue;
             var fromText = stanza.GetAttribute("from");
             var from = fromText is not null && Xmpp.Jid.TryParse(fromText, out var f) ? f : Server.HostJid(jid.Domain);
-            await Server.Router.DeliverToBareAsync(stanza, from, jid.Bare, type);
+            try
+            {
+                await Server.Router.DeliverToBareAsync(stanza, from, jid.Bare, type);
+            }
+            catch (Exception ex)
+            {
+                // Issue #13: one message that cannot be re-routed must not strand the rest of the queue.
+                _log.LogError(ex, "{Connection}: re-routing a queued message for {Jid} from {From} failed", ConnectionId, jid.Bare, from);
+            }
         }
     }
 }

@@ -54,8 +54,11 @@ public interface IRosterStore
 {
     Task<RosterSnapshot> GetAsync(string host, string user, CancellationToken cancellationToken = default);
 
-    /// <summary>Adds or replaces an item and bumps the roster version; returns the new version.</summary>
-    Task<string> SetItemAsync(string host, string user, RosterItem item, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Adds or replaces an item and bumps the roster version; returns the new version, or null when the item is new and
+    /// the roster already has <paramref name="maxItems"/> items (nothing is changed then). Throws if the account does not exist.
+    /// </summary>
+    Task<string?> SetItemAsync(string host, string user, RosterItem item, int maxItems = int.MaxValue, CancellationToken cancellationToken = default);
 
     /// <summary>Removes an item and bumps the version; returns the new version, or null if there was no such item.</summary>
     Task<string?> RemoveItemAsync(string host, string user, string jid, CancellationToken cancellationToken = default);
@@ -67,22 +70,50 @@ public interface IPrivateXmlStore
     /// <summary>The stored element serialised as XML, or null if nothing is stored.</summary>
     Task<string?> GetAsync(string host, string user, string name, string ns, CancellationToken cancellationToken = default);
 
-    Task SetAsync(string host, string user, string name, string ns, string xml, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Stores (or replaces) the fragment for (name, namespace); false when it is a new one and the user already has
+    /// <paramref name="maxFragments"/> (nothing is changed then). Throws if the account does not exist.
+    /// </summary>
+    Task<bool> SetAsync(string host, string user, string name, string ns, string xml, int maxFragments = int.MaxValue, CancellationToken cancellationToken = default);
 }
 
 /// <summary>A message stored for a user who was offline (XEP-0160).</summary>
 public sealed record OfflineMessage(long Id, string Xml, DateTimeOffset StoredAt);
 
+/// <summary>The outcome of an offline store.</summary>
+public enum OfflineStoreResult
+{
+    Stored,
+
+    /// <summary>The user already has the most messages allowed.</summary>
+    MessageQuotaReached,
+
+    /// <summary>The message would take the user's stored messages past the byte quota.</summary>
+    ByteQuotaReached,
+}
+
 public interface IOfflineStore
 {
-    /// <summary>Stores a message unless the user already has <paramref name="quota"/> messages; false when full.</summary>
-    Task<bool> TryStoreAsync(string host, string user, string xml, DateTimeOffset storedAt, int quota, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// Stores a message unless the user already has <paramref name="maxMessages"/> messages or it would take the user's
+    /// messages past <paramref name="maxBytes"/> bytes (UTF-8 of the stored XML). Throws if the account does not exist.
+    /// </summary>
+    Task<OfflineStoreResult> TryStoreAsync(string host, string user, string xml, DateTimeOffset storedAt, int maxMessages, long maxBytes, CancellationToken cancellationToken = default);
 
-    /// <summary>All stored messages, oldest first.</summary>
-    Task<IReadOnlyList<OfflineMessage>> LoadAsync(string host, string user, CancellationToken cancellationToken = default);
+    /// <summary>Up to <paramref name="limit"/> stored messages with an id above <paramref name="afterId"/>, oldest first.</summary>
+    Task<IReadOnlyList<OfflineMessage>> LoadPageAsync(string host, string user, long afterId, int limit, CancellationToken cancellationToken = default);
 
     /// <summary>Deletes the given messages (after they were delivered).</summary>
     Task DeleteAsync(string host, string user, IReadOnlyCollection<long> ids, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Moves a message that can no longer be read out of the user's queue into quarantine, with the reason: it is not
+    /// delivered again and no longer counts against the quota, but stays for the operator (deleted with the account).
+    /// </summary>
+    Task QuarantineAsync(string host, string user, long id, string reason, CancellationToken cancellationToken = default);
+
     Task<int> CountAsync(string host, string user, CancellationToken cancellationToken = default);
+
+    /// <summary>How many of the user's messages are in quarantine.</summary>
+    Task<int> CountQuarantinedAsync(string host, string user, CancellationToken cancellationToken = default);
 }

@@ -64,7 +64,10 @@ public sealed class TestServer : IAsyncDisposable
     /// <summary>A message whose body is <paramref name="body"/>.</summary>
     public static bool IsMessage(XmlElement e, string body) => e.Name == "message" && e.ElementText("body", "jabber:client") == body;
 
-    public static async Task<TestServer> StartAsync(params string[] extra)
+    public static Task<TestServer> StartAsync(params string[] extra) => StartAsync(wrapStorage: null, extra);
+
+    /// <summary>A server whose storage is wrapped by <paramref name="wrapStorage"/> (failure injection).</summary>
+    public static async Task<TestServer> StartAsync(Func<Starling.Server.Storage.IStorage, Starling.Server.Storage.IStorage>? wrapStorage, params string[] extra)
     {
         var directory = Path.Combine(Path.GetTempPath(), "starling-ft-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
@@ -85,7 +88,7 @@ public sealed class TestServer : IAsyncDisposable
             ];
             var config = StarlingConfiguration.Load(configFile, overrides);
             var logs = new LogCapture();
-            var host = await StarlingHost.StartAsync(config, configureLogging: b => b.AddProvider(logs));
+            var host = await StarlingHost.StartAsync(config, configureLogging: b => b.AddProvider(logs), wrapStorage: wrapStorage);
             return new TestServer(host, directory, config, logs);
         }
         catch

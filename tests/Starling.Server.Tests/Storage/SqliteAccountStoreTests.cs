@@ -109,7 +109,7 @@ public sealed class SqliteAccountStoreTests
             await storage.Accounts.CreateAsync(TestData.Account(Host, user));
             await storage.Roster.SetItemAsync(Host, user, new RosterItem("carol@example.net", "Carol", "both", false, ["Friends"]));
             await storage.PrivateXml.SetAsync(Host, user, "storage", "storage:bookmarks", "<storage xmlns='storage:bookmarks'/>");
-            await storage.Offline.TryStoreAsync(Host, user, "<message/>", DateTimeOffset.UtcNow, 10);
+            await storage.Offline.TryStoreAsync(Host, user, "<message/>", DateTimeOffset.UtcNow, 10, long.MaxValue);
         }
 
         Assert.True(await storage.Accounts.DeleteAsync(Host, "alice"));

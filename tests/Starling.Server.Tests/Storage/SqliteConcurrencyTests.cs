@@ -13,7 +13,7 @@ public sealed class SqliteConcurrencyTests
     public async Task Two_instances_write_concurrently_without_losing_anything()
     {
         await using var db = new TempDatabase();
-        var server = await db.OpenMigratedAsync();
+        var server = await db.OpenMigratedAsync("shared");
         var cli = db.Open();
         const int PerSide = 100;
 
@@ -22,7 +22,7 @@ public sealed class SqliteConcurrencyTests
             for (int i = 0; i < PerSide; i++)
             {
                 Assert.True(await server.Accounts.CreateAsync(TestData.Account(Host, Name("s", i))));
-                await server.Offline.TryStoreAsync(Host, "shared", Name("<s/>", i), DateTimeOffset.UtcNow, int.MaxValue);
+                await server.Offline.TryStoreAsync(Host, "shared", Name("<s/>", i), DateTimeOffset.UtcNow, int.MaxValue, long.MaxValue);
             }
         });
         var cliWork = Task.Run(async () =>
@@ -38,7 +38,7 @@ public sealed class SqliteConcurrencyTests
         await Task.WhenAll(serverWork, cliWork, bulk);
 
         Assert.Equal(5000, await bulk);
-        Assert.Equal(2 * PerSide + 5000, (await cli.Accounts.ListAsync(Host)).Count);
+        Assert.Equal(1 + (2 * PerSide) + 5000, (await cli.Accounts.ListAsync(Host)).Count);
         Assert.Equal(PerSide, await cli.Offline.CountAsync(Host, "shared"));
         Assert.Equal(PerSide, (await server.Roster.GetAsync(Host, "shared")).Items.Count);
     }

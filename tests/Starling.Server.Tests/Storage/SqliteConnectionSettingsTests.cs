@@ -30,6 +30,18 @@ public sealed class SqliteConnectionSettingsTests
     }
 
     [Fact]
+    public async Task Synchronous_full_is_set_on_every_connection_when_asked_for()
+    {
+        await using var db = new TempDatabase();
+        await using var storage = new SqliteStorage(db.Path, synchronousFull: true);
+        await storage.MigrateAsync();
+        var read = await storage.ReadAsync(connection => Pragmas(connection, null), CancellationToken.None);
+        var written = await storage.WriteAsync((connection, transaction) => Pragmas(connection, transaction), CancellationToken.None);
+        Assert.Equal(2, read.Synchronous); // FULL
+        Assert.Equal(2, written.Synchronous);
+    }
+
+    [Fact]
     public async Task A_write_started_outside_the_thread_pool_runs_on_it()
     {
         // Connections are served on the socket threads, which must never wait for a write lock.

@@ -55,6 +55,51 @@ public sealed class SqliteMigrationTests
     }
 
     [Fact]
+    public async Task Upgrading_from_version_1_keeps_the_rows_of_existing_accounts_and_drops_orphans()
+    {
+        await using var db = new TempDatabase();
+        using (var raw = db.OpenRaw())
+        {
+            // A version-1 database: a deleted account ("ghost") left rows behind, as deluser did before migration 2.
+            using var v1 = raw.CreateCommand();
+            v1.CommandText = Migrations.All[0].Sql + """
+                ;
+                CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at INTEGER NOT NULL);
+                INSERT INTO schema_version VALUES (1, 0);
+                INSERT INTO accounts VALUES ('example.org', 'alice', 0);
+                INSERT INTO roster_items VALUES ('example.org', 'alice', 'bob@example.org', 'Bob', 'both', 0, '["Friends"]');
+                INSERT INTO roster_items VALUES ('example.org', 'ghost', 'eve@example.org', NULL, 'none', 0, '[]');
+                INSERT INTO roster_versions VALUES ('example.org', 'alice', 7), ('example.org', 'ghost', 8);
+                INSERT INTO private_xml VALUES ('example.org', 'alice', 'urn:a', 'a', '<a xmlns="urn:a"/>');
+                INSERT INTO private_xml VALUES ('example.org', 'ghost', 'urn:a', 'a', '<a xmlns="urn:a"/>');
+                INSERT INTO offline_messages (host, username, xml, stored_at) VALUES ('example.org', 'alice', '<message>é</message>', 5);
+                INSERT INTO offline_messages (host, username, xml, stored_at) VALUES ('example.org', 'ghost', '<message/>', 6);
+                """;
+            v1.ExecuteNonQuery();
+        }
+
+        var storage = db.Open();
+        await storage.MigrateAsync();
+
+        Assert.Equal(Migrations.Latest, await storage.GetSchemaVersionAsync());
+        var roster = await storage.Roster.GetAsync("example.org", "alice");
+        Assert.Equal("7", roster.Version);
+        Assert.Equal(["Friends"], Assert.Single(roster.Items).Groups);
+        Assert.Empty((await storage.Roster.GetAsync("example.org", "ghost")).Items);
+        Assert.NotNull(await storage.PrivateXml.GetAsync("example.org", "alice", "a", "urn:a"));
+        Assert.Null(await storage.PrivateXml.GetAsync("example.org", "ghost", "a", "urn:a"));
+        var offline = Assert.Single(await storage.Offline.LoadPageAsync("example.org", "alice", 0, 10));
+        Assert.Equal("<message>é</message>", offline.Xml);
+        Assert.Equal(0, await storage.Offline.CountAsync("example.org", "ghost"));
+        // The migrated row's size counts against the byte quota (21 bytes of UTF-8).
+        Assert.Equal(OfflineStoreResult.ByteQuotaReached, await storage.Offline.TryStoreAsync("example.org", "alice", "<m/>", DateTimeOffset.UtcNow, 10, 24));
+        Assert.Equal(OfflineStoreResult.Stored, await storage.Offline.TryStoreAsync("example.org", "alice", "<m/>", DateTimeOffset.UtcNow, 10, 25));
+
+        // The re-created ghost starts empty; rows for a missing account are refused.
+        await Assert.ThrowsAnyAsync<Exception>(() => storage.Roster.SetItemAsync("example.org", "ghost", new RosterItem("eve@example.org", null, "none", false, [])));
+    }
+
+    [Fact]
     public async Task Newer_schema_is_refused_with_a_clear_message()
     {
         await using var db = new TempDatabase();

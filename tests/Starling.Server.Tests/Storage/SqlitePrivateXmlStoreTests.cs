@@ -8,7 +8,7 @@ public sealed class SqlitePrivateXmlStoreTests
     public async Task Missing_entry_is_null()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
         Assert.Null(await storage.PrivateXml.GetAsync(Host, "alice", "storage", "storage:bookmarks"));
     }
 
@@ -16,7 +16,7 @@ public sealed class SqlitePrivateXmlStoreTests
     public async Task Set_then_get_and_upsert_replaces()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
         await storage.PrivateXml.SetAsync(Host, "alice", "storage", "storage:bookmarks", "<storage xmlns='storage:bookmarks'/>");
         await storage.PrivateXml.SetAsync(Host, "alice", "storage", "storage:bookmarks", "<storage xmlns='storage:bookmarks'><conference jid='a@b'/></storage>");
 
@@ -27,7 +27,7 @@ public sealed class SqlitePrivateXmlStoreTests
     public async Task Entries_are_keyed_by_user_name_and_namespace()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
         await storage.PrivateXml.SetAsync(Host, "alice", "storage", "storage:bookmarks", "<a/>");
         await storage.PrivateXml.SetAsync(Host, "alice", "storage", "storage:rosternotes", "<b/>");
         await storage.PrivateXml.SetAsync(Host, "alice", "other", "storage:bookmarks", "<c/>");

@@ -7,13 +7,13 @@ public sealed class SqliteRosterStoreTests
 {
     private const string Host = "example.org";
 
-    private static long Version(string version) => long.Parse(version, CultureInfo.InvariantCulture);
+    private static long Version(string? version) => long.Parse(version!, CultureInfo.InvariantCulture);
 
     [Fact]
     public async Task Empty_roster_has_version_zero()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
         var roster = await storage.Roster.GetAsync(Host, "alice");
         Assert.Equal("0", roster.Version);
         Assert.Empty(roster.Items);
@@ -23,11 +23,11 @@ public sealed class SqliteRosterStoreTests
     public async Task Set_adds_then_replaces_and_bumps_the_version()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
 
-        string v1 = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", "Bob", "none", true, ["Friends", "Work"]));
-        string v2 = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("carol@example.net", null, "to", false, []));
-        string v3 = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", "Bobby", "both", false, ["Work"]));
+        string? v1 = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", "Bob", "none", true, ["Friends", "Work"]));
+        string? v2 = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("carol@example.net", null, "to", false, []));
+        string? v3 = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", "Bobby", "both", false, ["Work"]));
 
         Assert.True(Version(v1) > 0);
         Assert.True(Version(v2) > Version(v1));
@@ -51,7 +51,7 @@ public sealed class SqliteRosterStoreTests
     public async Task Ask_and_groups_round_trip()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
         await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", "Bob \"B\" <b>", "none", true, ["Friends", "Ünïcode, \"quoted\"", ""]));
 
         var item = Assert.Single((await storage.Roster.GetAsync(Host, "alice")).Items);
@@ -64,8 +64,8 @@ public sealed class SqliteRosterStoreTests
     public async Task Remove_deletes_and_bumps_but_missing_item_returns_null_without_bump()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
-        string v1 = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", null, "both", false, []));
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
+        string? v1 = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", null, "both", false, []));
 
         Assert.Null(await storage.Roster.RemoveItemAsync(Host, "alice", "nobody@example.org"));
         Assert.Equal(v1, (await storage.Roster.GetAsync(Host, "alice")).Version);
@@ -82,9 +82,9 @@ public sealed class SqliteRosterStoreTests
     public async Task Rosters_are_per_user_and_versions_never_repeat_after_recreate()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
         await storage.Accounts.CreateAsync(TestData.Account(Host, "alice"));
-        string before = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", null, "both", false, []));
+        string? before = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", null, "both", false, []));
         await storage.Roster.SetItemAsync(Host, "dave", new RosterItem("erin@example.org", null, "from", false, []));
 
         Assert.Single((await storage.Roster.GetAsync(Host, "dave")).Items);
@@ -92,7 +92,7 @@ public sealed class SqliteRosterStoreTests
 
         await storage.Accounts.DeleteAsync(Host, "alice");
         await storage.Accounts.CreateAsync(TestData.Account(Host, "alice"));
-        string after = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", null, "none", false, []));
+        string? after = await storage.Roster.SetItemAsync(Host, "alice", new RosterItem("bob@example.org", null, "none", false, []));
 
         Assert.True(Version(after) > Version(before));
     }
@@ -101,7 +101,7 @@ public sealed class SqliteRosterStoreTests
     public async Task Concurrent_sets_produce_distinct_versions()
     {
         await using var db = new TempDatabase();
-        var storage = await db.OpenMigratedAsync();
+        var storage = await db.OpenMigratedAsync("alice", "bob", "carol", "dave");
 
         var versions = await Task.WhenAll(Enumerable.Range(0, 50).Select(i =>
             Task.Run(() => storage.Roster.SetItemAsync(Host, "alice", new RosterItem($"c{i}@example.org", null, "none", false, [])))));

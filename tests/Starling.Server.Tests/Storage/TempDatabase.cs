@@ -18,10 +18,16 @@ internal sealed class TempDatabase : IAsyncDisposable
         return storage;
     }
 
-    public async Task<SqliteStorage> OpenMigratedAsync()
+    /// <summary>Opens and migrates; creates the accounts <paramref name="users"/>@example.org (per-user rows need their account).</summary>
+    public async Task<SqliteStorage> OpenMigratedAsync(params string[] users)
     {
         var storage = Open();
         await storage.MigrateAsync();
+        foreach (string user in users)
+        {
+            await storage.Accounts.CreateAsync(TestData.Account("example.org", user));
+        }
+
         return storage;
     }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Starling.Server.Sessions;
+using Starling.Server.Storage;
 using Starling.Xml;
 using Starling.Xmpp;
 
@@ -9,15 +10,27 @@ namespace Starling.Server.Modules.Offline;
 /// <summary>
 /// XEP-0160 offline messages: a normal or chat message for an account with no available resource is stored and
 /// delivered, stamped with a XEP-0203 delay, when the account next sends available presence with a non-negative
-/// priority. When the per-user quota is full the sender gets service-unavailable — never a silent drop.
+/// priority. When the per-user quota (messages or bytes) is full the sender gets service-unavailable, and when the
+/// storage fails (busy, full disk) an error per StorageFailure — never a silent drop.
 /// </summary>
+/// <remarks>
+/// Issue #13 (offline storage poisoning): the row holds exactly what will be delivered (the delay is stamped when
+/// storing) and is read back with limits derived from the row itself, not the client stanza limits — a stanza accepted
+/// under one configuration still loads after the limits were lowered, and the serialiser's growth (escaping, namespace
+/// declarations) cannot push it past a limit. Delivery reads pages, not the whole backlog; a row that still does not
+/// parse is moved to quarantine with one log line, so it neither blocks delivery nor counts against the quota.
+/// </remarks>
 public sealed class OfflineModule : IModule
 {
+    /// <summary>Messages read from storage at a time when delivering.</summary>
+    internal const int PageSize = 50;
+
     // One delivery at a time per account (two resources coming online together must not both get the messages):
     // a fixed set of striped locks, so the set does not grow with the number of accounts ever seen.
     private readonly SemaphoreSlim[] _deliveryLocks = CreateLocks(64);
     private ModuleContext _context = null!;
     private int _quota;
+    private long _quotaBytes;
 
     public string Name => "offline";
 
@@ -25,6 +38,7 @@ public sealed class OfflineModule : IModule
     {
         _context = context;
         _quota = context.Server.Options.Limits.OfflineQuota;
+        _quotaBytes = context.Server.Options.Limits.OfflineQuotaBytes;
         context.AddDiscoFeature(Namespaces.Offline);
         context.OnUndeliverableMessage(StoreAsync);
         context.SessionAvailable += DeliverAsync;
@@ -34,16 +48,49 @@ public sealed class OfflineModule : IModule
     {
         if (!ShouldStore(message)) return true; // XEP-0085 §5.6 / XEP-0334: nothing worth keeping
         var from = message.GetAttribute("from");
-        var xml = XmlWriter.ToXmlString(message, parentNamespace: null);
-        if (await _context.Server.Storage.Offline.TryStoreAsync(bare.Domain, bare.Local!, xml, DateTimeOffset.UtcNow, _quota))
+        var xml = XmlWriter.ToXmlString(WithDelay(message, bare.Domain, DateTimeOffset.UtcNow), parentNamespace: null);
+        OfflineStoreResult result;
+        try
+        {
+            result = await _context.Server.Storage.Offline.TryStoreAsync(bare.Domain, bare.Local!, xml, DateTimeOffset.UtcNow, _quota, _quotaBytes);
+        }
+        catch (Exception ex)
+        {
+            // The message is not stored: the sender is told so (issue #13), its stream stays up.
+            var kind = StorageFailure.Log(_context.Logger, ex, "storing an offline message", bare);
+            Bounce(message, from, bare, StorageFailure.Condition(kind), StorageFailure.Text(kind));
+            return true;
+        }
+        if (result == OfflineStoreResult.Stored)
         {
             _context.Logger.LogDebug("stored offline message for {Jid} from {From}", bare, from);
             return true;
         }
-        _context.Logger.LogInformation("offline storage of {Jid} is full ({Quota} messages)", bare, _quota);
-        if (from is not null && Jid.TryParse(from, out var sender))
-            _context.Server.Router.Bounce(message, sender, bare, StanzaErrorCondition.ServiceUnavailable, "the recipient is offline and their offline storage is full");
+        _context.Logger.LogInformation("offline storage of {Jid} is full ({Quota} messages, {QuotaBytes} bytes): {Result}", bare, _quota, _quotaBytes, result);
+        // XEP-0160 §3: storage full — service-unavailable.
+        Bounce(message, from, bare, StanzaErrorCondition.ServiceUnavailable, "the recipient is offline and their offline storage is full");
         return true;
+    }
+
+    private void Bounce(XmlElement message, string? from, Jid bare, StanzaErrorCondition condition, string text)
+    {
+        if (from is not null && Jid.TryParse(from, out var sender))
+            _context.Server.Router.Bounce(message, sender, bare, condition, text);
+    }
+
+    /// <summary>
+    /// The message as it will be delivered: XEP-0203 delay stamped with when the server first received it, unless the
+    /// message already carries one. A copy when a delay is added — routed stanzas are shared.
+    /// </summary>
+    private static XmlElement WithDelay(XmlElement message, string domain, DateTimeOffset receivedAt)
+    {
+        if (message.Element("delay", Namespaces.Delay) is not null) return message;
+        var copy = message.Clone();
+        var delay = copy.AddElement("delay", Namespaces.Delay);
+        delay.SetAttribute("from", domain);
+        delay.SetAttribute("stamp", receivedAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+        delay.AddText("Offline Storage");
+        return copy;
     }
 
     /// <summary>Only messages with content: a message that is nothing but a chat state or asks not to be stored is not kept.</summary>
@@ -74,41 +121,61 @@ public sealed class OfflineModule : IModule
         var jid = session.Jid!;
         var gate = _deliveryLocks[(jid.Bare.GetHashCode() & int.MaxValue) % _deliveryLocks.Length];
         await gate.WaitAsync();
+        int total = 0;
         try
         {
             var store = _context.Server.Storage.Offline;
-            var messages = await store.LoadAsync(jid.Domain, jid.Local!);
-            if (messages.Count == 0) return;
-            var delivered = new List<long>(messages.Count);
-            foreach (var stored in messages)
+            long after = 0;
+            var delivered = new List<long>(PageSize);
+            while (true)
             {
-                XmlElement message;
-                try
+                // A page at a time: a full backlog (OfflineQuota messages of up to MaxStanzaBytes) is never all in memory
+                // here; what was handed to the session is deleted before the next page is read.
+                var page = await store.LoadPageAsync(jid.Domain, jid.Local!, after, PageSize);
+                if (page.Count == 0) break;
+                delivered.Clear();
+                bool closing = false;
+                foreach (var stored in page)
                 {
-                    message = XmlStreamParser.ParseElement(stored.Xml);
+                    after = stored.Id;
+                    XmlElement message;
+                    try
+                    {
+                        message = StoredXml.Parse(stored.Xml);
+                    }
+                    catch (FormatException ex)
+                    {
+                        await QuarantineAsync(jid, stored.Id, ex.Message);
+                        continue;
+                    }
+                    if (message.Element("delay", Namespaces.Delay) is null)
+                    {
+                        // Rows stored before the delay was stamped at store time (schema version 1).
+                        message = WithDelay(message, jid.Domain, stored.StoredAt);
+                    }
+                    if (!session.Deliver(message)) { closing = true; break; } // session closing: the rest stays stored
+                    delivered.Add(stored.Id);
                 }
-                catch (FormatException ex)
-                {
-                    _context.Logger.LogError("offline message {Id} of {Jid} is unreadable and kept in storage: {Error}", stored.Id, jid, ex.Message);
-                    continue;
-                }
-                if (message.Element("delay", Namespaces.Delay) is null)
-                {
-                    // XEP-0203: when the server first received it.
-                    var delay = message.AddElement("delay", Namespaces.Delay);
-                    delay.SetAttribute("from", jid.Domain);
-                    delay.SetAttribute("stamp", stored.StoredAt.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
-                    delay.AddText("Offline Storage");
-                }
-                if (!session.Deliver(message)) break; // session closing: the rest stays stored
-                delivered.Add(stored.Id);
+                if (delivered.Count > 0) await store.DeleteAsync(jid.Domain, jid.Local!, delivered);
+                total += delivered.Count;
+                if (closing || page.Count < PageSize) break;
             }
-            if (delivered.Count > 0) await store.DeleteAsync(jid.Domain, jid.Local!, delivered);
-            _context.Logger.LogDebug("delivered {Count} offline messages to {Jid}", delivered.Count, jid);
+            _context.Logger.LogDebug("delivered {Count} offline messages to {Jid}", total, jid);
+        }
+        catch (Exception ex)
+        {
+            // Whatever was not deleted stays stored and is delivered next time; the session goes on.
+            StorageFailure.Log(_context.Logger, ex, "delivering offline messages", jid.Bare);
         }
         finally
         {
             gate.Release();
         }
+    }
+
+    private async ValueTask QuarantineAsync(Jid jid, long id, string reason)
+    {
+        await _context.Server.Storage.Offline.QuarantineAsync(jid.Domain, jid.Local!, id, reason);
+        _context.Logger.LogError("offline message {Id} of {Jid} cannot be parsed; moved to quarantine (table offline_quarantine): {Reason}", id, jid.Bare, reason);
     }
 }

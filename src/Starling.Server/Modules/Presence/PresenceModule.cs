@@ -14,12 +14,14 @@ namespace Starling.Server.Modules.Presence;
 public sealed class PresenceModule : IModule
 {
     private ModuleContext _context = null!;
+    private int _maxDirected;
 
     public string Name => "presence";
 
     public void Register(ModuleContext context)
     {
         _context = context;
+        _maxDirected = context.Server.Options.Limits.MaxDirectedPresence;
         context.OnClientPresence(OnClientPresenceAsync);
         context.SessionClosed += OnSessionClosedAsync;
     }
@@ -35,7 +37,19 @@ public sealed class PresenceModule : IModule
             if (type is null or "unavailable")
             {
                 // RFC 6121 §4.6: directed presence; remembered so the contact learns when we go offline.
-                if (type is null && session.IsAvailable) (session.DirectedPresence ??= []).Add(to);
+                if (type is null && session.IsAvailable)
+                {
+                    var directed = session.DirectedPresence ??= [];
+                    // Issue #13: the set lived as long as the session and grew with every new addressee. Past the limit the
+                    // presence is refused with resource-constraint (RFC 6120 §8.3.3.18) rather than sent untracked, since
+                    // an untracked contact would never learn that we went offline (RFC 6121 §4.6.3).
+                    if (directed.Count >= _maxDirected && !directed.Contains(to))
+                    {
+                        _context.Server.Router.Bounce(presence, jid, to, StanzaErrorCondition.ResourceConstraint, $"directed presence to more than {_maxDirected} entities");
+                        return;
+                    }
+                    directed.Add(to);
+                }
                 else session.DirectedPresence?.Remove(to);
             }
             await _context.Server.Router.RouteAsync(presence, jid, to);

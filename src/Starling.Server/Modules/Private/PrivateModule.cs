@@ -37,7 +37,8 @@ public sealed class PrivateModule : IModule
         var user = request.From;
         var xml = await _context.Server.Storage.PrivateXml.GetAsync(user.Domain, user.Local!, wanted.Name, wanted.Namespace);
         var query = new XmlElement("query", Namespaces.Private);
-        query.Add(xml is null ? new XmlElement(wanted.Name, wanted.Namespace) : XmlStreamParser.ParseElement(xml));
+        // Read with limits from the row, not the client's: a fragment stored under larger limits still loads (issue #13).
+        query.Add(xml is null ? new XmlElement(wanted.Name, wanted.Namespace) : Storage.StoredXml.Parse(xml));
         return IqReply.Result(query);
     }
 
@@ -49,11 +50,23 @@ public sealed class PrivateModule : IModule
         {
             if (IsReserved(child.Namespace)) return IqReply.Fail(StanzaErrorCondition.NotAcceptable, "jabber:* namespaces cannot be stored");
         }
-        var user = request.From;
-        foreach (var child in children)
+        // Issue #13: per-user private storage was unbounded. A fragment larger than the limit is not-acceptable (the
+        // request cannot be accepted as it is); a new namespace past the per-user count is resource-constraint
+        // (RFC 6120 §8.3.3.18: the server lacks the room). Sizes are checked before anything is written.
+        var limits = _context.Server.Options.Limits;
+        var fragments = new string[children.Count];
+        for (int i = 0; i < children.Count; i++)
         {
-            var xml = XmlWriter.ToXmlString(child, parentNamespace: null);
-            await _context.Server.Storage.PrivateXml.SetAsync(user.Domain, user.Local!, child.Name, child.Namespace, xml);
+            fragments[i] = XmlWriter.ToXmlString(children[i], parentNamespace: null);
+            if (System.Text.Encoding.UTF8.GetByteCount(fragments[i]) > limits.MaxPrivateFragmentBytes)
+                return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"a private XML fragment may be at most {limits.MaxPrivateFragmentBytes} bytes");
+        }
+        var user = request.From;
+        for (int i = 0; i < children.Count; i++)
+        {
+            var child = children[i];
+            if (!await _context.Server.Storage.PrivateXml.SetAsync(user.Domain, user.Local!, child.Name, child.Namespace, fragments[i], limits.MaxPrivateFragments))
+                return IqReply.Fail(StanzaErrorCondition.ResourceConstraint, $"private storage is full ({limits.MaxPrivateFragments} namespaces)");
         }
         return IqReply.Result();
     }

@@ -46,6 +46,7 @@ public sealed class RosterModule : IModule
         if (!Jid.TryParse(item.GetAttribute("jid"), out var contact, out var error))
             return IqReply.Fail(StanzaErrorCondition.JidMalformed, $"invalid item jid: {error}");
         if (contact.Resource is not null) contact = contact.Bare;
+        var limits = _context.Server.Options.Limits;
         var user = request.From;
         var store = _context.Server.Storage.Roster;
         string? version;
@@ -59,12 +60,21 @@ public sealed class RosterModule : IModule
         }
         else
         {
+            // RFC 6121 §2.3.3: a name or group name longer than a server-configured limit is not-acceptable; so is an
+            // item with more groups than the server keeps (issue #13: per-user storage was unbounded).
+            var itemName = item.GetAttribute("name");
+            if (itemName is not null && itemName.Length > limits.MaxRosterNameLength)
+                return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"the item name is longer than {limits.MaxRosterNameLength} characters");
             var groups = new List<string>();
             foreach (var g in item.Elements("group", Namespaces.Roster))
             {
                 var name = g.Text;
                 // RFC 6121 §2.3.3: empty or duplicate group names are not acceptable.
                 if (name.Length == 0) return IqReply.Fail(StanzaErrorCondition.NotAcceptable, "empty group name");
+                if (name.Length > limits.MaxRosterGroupNameLength)
+                    return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"a group name is longer than {limits.MaxRosterGroupNameLength} characters");
+                if (groups.Count >= limits.MaxRosterGroups)
+                    return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"an item may be in at most {limits.MaxRosterGroups} groups");
                 if (groups.Contains(name)) return IqReply.Fail(StanzaErrorCondition.BadRequest, "duplicate group");
                 groups.Add(name);
             }
@@ -74,9 +84,11 @@ public sealed class RosterModule : IModule
             {
                 if (i.Jid == contact.ToString()) existing = i;
             }
-            var stored = new RosterItem(contact.ToString(), item.GetAttribute("name"),
+            var stored = new RosterItem(contact.ToString(), itemName,
                 existing?.Subscription ?? "none", existing?.AskSubscribe ?? false, groups);
-            version = await store.SetItemAsync(user.Domain, user.Local!, stored);
+            version = await store.SetItemAsync(user.Domain, user.Local!, stored, limits.MaxRosterItems);
+            // The roster is at its quota and this is a new item: the server lacks room (RFC 6120 §8.3.3.18).
+            if (version is null) return IqReply.Fail(StanzaErrorCondition.ResourceConstraint, $"the roster is full ({limits.MaxRosterItems} items)");
             pushed = ToElement(stored);
         }
         Push(user.Bare, pushed, version);

@@ -69,7 +69,7 @@ internal sealed class SqliteAccountStore(SqliteStorage storage) : IAccountStore
     public Task<bool> CreateAsync(StoredAccount account, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(account);
-        return storage.WriteAsync((connection, transaction) =>
+        return storage.WriteAsync(account.Host, account.User, (connection, transaction) =>
         {
             using var inserter = new Inserter(connection, transaction);
             return inserter.Insert(account);
@@ -100,7 +100,7 @@ internal sealed class SqliteAccountStore(SqliteStorage storage) : IAccountStore
     {
         CheckHash(sha1, ScramHash.Sha1);
         CheckHash(sha256, ScramHash.Sha256);
-        return storage.WriteAsync((connection, transaction) =>
+        return storage.WriteAsync(host, user, (connection, transaction) =>
         {
             using (var exists = SqliteStorage.Command(connection, transaction, "SELECT 1 FROM accounts WHERE host = $host AND username = $user"))
             {
@@ -120,27 +120,14 @@ internal sealed class SqliteAccountStore(SqliteStorage storage) : IAccountStore
     }
 
     public Task<bool> DeleteAsync(string host, string user, CancellationToken cancellationToken = default) =>
-        storage.WriteAsync((connection, transaction) =>
+        storage.WriteAsync(host, user, (connection, transaction) =>
         {
-            // Everything keyed by the user goes; scram_credentials follow by ON DELETE CASCADE.
-            // The account row goes last so its count says whether there was an account.
-            string[] statements =
-            [
-                "DELETE FROM roster_items WHERE host = $host AND username = $user",
-                "DELETE FROM roster_versions WHERE host = $host AND username = $user",
-                "DELETE FROM private_xml WHERE host = $host AND username = $user",
-                "DELETE FROM offline_messages WHERE host = $host AND username = $user",
-                "DELETE FROM accounts WHERE host = $host AND username = $user",
-            ];
-            int deleted = 0;
-            foreach (string sql in statements)
-            {
-                using var command = SqliteStorage.Command(connection, transaction, sql);
-                command.Parameters.AddWithValue("$host", host);
-                command.Parameters.AddWithValue("$user", user);
-                deleted = command.ExecuteNonQuery();
-            }
-
+            // Every per-user table references the account with ON DELETE CASCADE (migration 2): credentials, roster,
+            // private XML, offline messages and their quarantine all go with the account row, in this transaction.
+            using var command = SqliteStorage.Command(connection, transaction, "DELETE FROM accounts WHERE host = $host AND username = $user");
+            command.Parameters.AddWithValue("$host", host);
+            command.Parameters.AddWithValue("$user", user);
+            int deleted = command.ExecuteNonQuery();
             return deleted > 0;
         }, cancellationToken);
 

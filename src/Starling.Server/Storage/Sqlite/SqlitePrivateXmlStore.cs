@@ -15,11 +15,30 @@ internal sealed class SqlitePrivateXmlStore(SqliteStorage storage) : IPrivateXml
             return command.ExecuteScalar() as string;
         }, cancellationToken);
 
-    public Task SetAsync(string host, string user, string name, string ns, string xml, CancellationToken cancellationToken = default)
+    public Task<bool> SetAsync(string host, string user, string name, string ns, string xml, int maxFragments = int.MaxValue, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(xml);
-        return storage.WriteAsync((connection, transaction) =>
+        return storage.WriteAsync(host, user, (connection, transaction) =>
         {
+            // The quota is checked in the write transaction, so concurrent sets cannot both take the last place.
+            if (maxFragments < int.MaxValue)
+            {
+                using var count = SqliteStorage.Command(connection, transaction, """
+                    SELECT COUNT(*), EXISTS (SELECT 1 FROM private_xml WHERE host = $host AND username = $user AND ns = $ns AND name = $name)
+                    FROM private_xml WHERE host = $host AND username = $user
+                    """);
+                count.Parameters.AddWithValue("$host", host);
+                count.Parameters.AddWithValue("$user", user);
+                count.Parameters.AddWithValue("$ns", ns);
+                count.Parameters.AddWithValue("$name", name);
+                using var reader = count.ExecuteReader();
+                reader.Read();
+                if (reader.GetInt64(1) == 0 && reader.GetInt64(0) >= maxFragments)
+                {
+                    return false;
+                }
+            }
+
             using var command = SqliteStorage.Command(connection, transaction, """
                 INSERT INTO private_xml (host, username, ns, name, xml) VALUES ($host, $user, $ns, $name, $xml)
                 ON CONFLICT (host, username, ns, name) DO UPDATE SET xml = excluded.xml
@@ -29,7 +48,8 @@ internal sealed class SqlitePrivateXmlStore(SqliteStorage storage) : IPrivateXml
             command.Parameters.AddWithValue("$ns", ns);
             command.Parameters.AddWithValue("$name", name);
             command.Parameters.AddWithValue("$xml", xml);
-            return command.ExecuteNonQuery();
+            command.ExecuteNonQuery();
+            return true;
         }, cancellationToken);
     }
 }

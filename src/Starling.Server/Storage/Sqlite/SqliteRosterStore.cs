@@ -53,12 +53,30 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
             return new RosterSnapshot(version, items);
         }, cancellationToken);
 
-    public Task<string> SetItemAsync(string host, string user, RosterItem item, CancellationToken cancellationToken = default)
+    public Task<string?> SetItemAsync(string host, string user, RosterItem item, int maxItems = int.MaxValue, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(item);
         string groups = JsonSerializer.Serialize(item.Groups?.ToArray() ?? [], RosterJson.Default.StringArray);
-        return storage.WriteAsync((connection, transaction) =>
+        return storage.WriteAsync<string?>(host, user, (connection, transaction) =>
         {
+            // The quota is checked in the write transaction, so two resources adding at once cannot both take the last place.
+            if (maxItems < int.MaxValue)
+            {
+                using var count = SqliteStorage.Command(connection, transaction, """
+                    SELECT COUNT(*), EXISTS (SELECT 1 FROM roster_items WHERE host = $host AND username = $user AND jid = $jid)
+                    FROM roster_items WHERE host = $host AND username = $user
+                    """);
+                count.Parameters.AddWithValue("$host", host);
+                count.Parameters.AddWithValue("$user", user);
+                count.Parameters.AddWithValue("$jid", item.Jid);
+                using var reader = count.ExecuteReader();
+                reader.Read();
+                if (reader.GetInt64(1) == 0 && reader.GetInt64(0) >= maxItems)
+                {
+                    return null;
+                }
+            }
+
             using (var upsert = SqliteStorage.Command(connection, transaction, """
                 INSERT INTO roster_items (host, username, jid, name, subscription, ask, groups_json)
                 VALUES ($host, $user, $jid, $name, $subscription, $ask, $groups)
@@ -82,7 +100,7 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
     }
 
     public Task<string?> RemoveItemAsync(string host, string user, string jid, CancellationToken cancellationToken = default) =>
-        storage.WriteAsync<string?>((connection, transaction) =>
+        storage.WriteAsync<string?>(host, user, (connection, transaction) =>
         {
             using (var delete = SqliteStorage.Command(connection, transaction, "DELETE FROM roster_items WHERE host = $host AND username = $user AND jid = $jid"))
             {

@@ -10,10 +10,11 @@ namespace Starling.Server.Storage.Sqlite;
 /// </summary>
 /// <remarks>
 /// Every operation takes a connection from Microsoft.Data.Sqlite's pool and returns it when done. Readers never
-/// block (WAL). Writers in this process queue on an async gate instead of spinning in SQLite's busy handler;
-/// writers in other processes are waited for by the busy timeout. Write transactions start with
+/// block (WAL). Writers in this process queue per account and are served round-robin by one runner (see
+/// <see cref="WriteAsync{T}(string, string, Func{SqliteConnection, SqliteTransaction, T}, CancellationToken)"/>) instead
+/// of spinning in SQLite's busy handler; writers in other processes are waited for by the busy timeout. Write transactions start with
 /// BEGIN IMMEDIATE, so a read-then-write transaction can never fail half-way on a lock upgrade.
-/// Microsoft.Data.Sqlite executes synchronously, so the async methods complete on the calling thread.
+/// Microsoft.Data.Sqlite executes synchronously, so reads complete on the calling thread.
 /// </remarks>
 public sealed class SqliteStorage : IStorage
 {
@@ -27,13 +28,13 @@ public sealed class SqliteStorage : IStorage
     /// </summary>
     private const int CacheKiB = 256;
 
-    private static readonly string ConnectionPragmas = string.Create(
-        CultureInfo.InvariantCulture,
-        $"PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -{CacheKiB}; PRAGMA busy_timeout = {(int)BusyTimeout.TotalMilliseconds};");
-
+    private readonly string _connectionPragmas;
     private readonly string _connectionString;
     private readonly ILogger? _logger;
     private readonly SemaphoreSlim _writeGate = new(1, 1);
+    private readonly Dictionary<WriterKey, Queue<PendingWrite>> _writeQueues = [];
+    private readonly Queue<WriterKey> _writeTurns = new();
+    private bool _writerRunning;
     private readonly System.Runtime.CompilerServices.ConditionalWeakTable<object, object> _configured = new();
     private static readonly object Configured = new();
     private readonly SqliteConnection? _keepAlive;
@@ -41,15 +42,23 @@ public sealed class SqliteStorage : IStorage
     private bool _disposed;
 
     /// <summary>Storage in the SQLite database file at <paramref name="databasePath"/> (created if missing).</summary>
-    public SqliteStorage(string databasePath, ILogger? logger = null)
-        : this(BuildFileConnectionString(databasePath), keepAlive: false, logger)
+    /// <param name="synchronousFull">
+    /// PRAGMA synchronous = FULL instead of NORMAL: in WAL mode NORMAL survives a process crash (SIGKILL) but may lose
+    /// the last transactions on power loss or an OS crash; FULL syncs the WAL on every commit and survives both
+    /// (docs/operations.md, "Durability").
+    /// </param>
+    public SqliteStorage(string databasePath, ILogger? logger = null, bool synchronousFull = false)
+        : this(BuildFileConnectionString(databasePath), keepAlive: false, logger, synchronousFull)
     {
     }
 
-    private SqliteStorage(string connectionString, bool keepAlive, ILogger? logger)
+    private SqliteStorage(string connectionString, bool keepAlive, ILogger? logger, bool synchronousFull = false)
     {
         _connectionString = connectionString;
         _logger = logger;
+        _connectionPragmas = string.Create(
+            CultureInfo.InvariantCulture,
+            $"PRAGMA foreign_keys = ON; PRAGMA synchronous = {(synchronousFull ? "FULL" : "NORMAL")}; PRAGMA cache_size = -{CacheKiB}; PRAGMA busy_timeout = {(int)BusyTimeout.TotalMilliseconds};");
         Accounts = new SqliteAccountStore(this);
         Roster = new SqliteRosterStore(this);
         PrivateXml = new SqlitePrivateXmlStore(this);
@@ -190,25 +199,150 @@ public sealed class SqliteStorage : IStorage
     }
 
     /// <summary>Runs <paramref name="work"/> in one IMMEDIATE transaction, committed if it returns normally.</summary>
-    internal async Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, T> work, CancellationToken cancellationToken)
+    /// <remarks>For writes that belong to no one user (account import, admin); they take their turn like a user's.</remarks>
+    internal Task<T> WriteAsync<T>(Func<SqliteConnection, SqliteTransaction, T> work, CancellationToken cancellationToken) =>
+        WriteAsync(string.Empty, string.Empty, work, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="work"/> for the account <paramref name="user"/>@<paramref name="host"/> in one IMMEDIATE
+    /// transaction, committed if it returns normally.
+    /// </summary>
+    /// <remarks>
+    /// SQLite has one writer at a time. Writes used to queue first come, first served on one gate, so an account with
+    /// many resources looping roster sets kept a queue ahead of everybody else's offline stores (issue #13). Writes now
+    /// wait in one queue per account and one runner serves the accounts round-robin, one transaction each: an account
+    /// gets its share of the writer however many writes it has queued. The runner works on the thread pool (connections
+    /// are served on the socket threads, StarlingHost; a write can wait BusyTimeout for another process and pays for
+    /// checkpoints). Reads in WAL mode do not wait for writers.
+    /// </remarks>
+    internal Task<T> WriteAsync<T>(string host, string user, Func<SqliteConnection, SqliteTransaction, T> work, CancellationToken cancellationToken)
     {
-        // Connections are served on the socket threads (StarlingHost). A write can wait up to BusyTimeout for another
-        // process (the admin CLI) and pays for checkpoints, so it moves to the thread pool instead of holding up
-        // every connection of that socket thread. Reads in WAL mode do not wait for writers.
-        if (!Thread.CurrentThread.IsThreadPoolThread) await Task.Yield();
-        await _writeGate.WaitAsync(cancellationToken);
-        try
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var pending = new PendingWrite<T>(work, cancellationToken);
+        bool start;
+        lock (_writeQueues)
         {
-            await using var connection = await OpenAsync(cancellationToken);
-            using var transaction = connection.BeginTransaction(deferred: false);
-            var result = work(connection, transaction);
-            transaction.Commit();
-            return result;
+            var key = new WriterKey(host, user);
+            if (!_writeQueues.TryGetValue(key, out var queue))
+            {
+                queue = new Queue<PendingWrite>();
+                _writeQueues.Add(key, queue);
+                _writeTurns.Enqueue(key);
+            }
+
+            queue.Enqueue(pending);
+            start = !_writerRunning;
+            _writerRunning = true;
         }
-        finally
+
+        if (start) ThreadPool.UnsafeQueueUserWorkItem(static s => _ = s.RunWritesAsync(), this, preferLocal: false);
+        return pending.Task;
+    }
+
+    /// <summary>Serves the per-account write queues round-robin until all are empty.</summary>
+    private async Task RunWritesAsync()
+    {
+        while (true)
+        {
+            PendingWrite next;
+            lock (_writeQueues)
+            {
+                if (_writeTurns.Count == 0)
+                {
+                    _writerRunning = false;
+                    return;
+                }
+
+                var key = _writeTurns.Dequeue();
+                var queue = _writeQueues[key];
+                next = queue.Dequeue();
+                if (queue.Count > 0) _writeTurns.Enqueue(key); // back of the line: the other accounts go first
+                else _writeQueues.Remove(key);
+            }
+
+            if (next.CancellationToken.IsCancellationRequested)
+            {
+                next.Cancel();
+                continue;
+            }
+
+            try
+            {
+                await _writeGate.WaitAsync(next.CancellationToken);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException)
+            {
+                next.Fail(ex);
+                continue;
+            }
+
+            try
+            {
+                await using var connection = await OpenAsync(next.CancellationToken);
+                using var transaction = connection.BeginTransaction(deferred: false);
+                next.Run(connection, transaction);
+                transaction.Commit();
+                next.Complete();
+            }
+            catch (Exception ex)
+            {
+                // Handed to the caller, who maps it to a stanza error (StorageFailure); the runner goes on.
+                next.Fail(ex);
+            }
+            finally
+            {
+                ReleaseGate();
+            }
+        }
+    }
+
+    private void ReleaseGate()
+    {
+        try
         {
             _writeGate.Release();
         }
+        catch (ObjectDisposedException)
+        {
+            // Disposed while a write ran; nothing waits any more.
+        }
+    }
+
+    private readonly record struct WriterKey(string Host, string User);
+
+    private abstract class PendingWrite(CancellationToken cancellationToken)
+    {
+        public CancellationToken CancellationToken { get; } = cancellationToken;
+
+        public abstract void Run(SqliteConnection connection, SqliteTransaction transaction);
+
+        public abstract void Complete();
+
+        public abstract void Fail(Exception exception);
+
+        public abstract void Cancel();
+    }
+
+    private sealed class PendingWrite<T>(Func<SqliteConnection, SqliteTransaction, T> work, CancellationToken cancellationToken)
+        : PendingWrite(cancellationToken)
+    {
+        // Continuations must not run on the writer: it would serve the next account only after them.
+        private readonly TaskCompletionSource<T> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private T _result = default!;
+
+        public Task<T> Task => _completion.Task;
+
+        public override void Run(SqliteConnection connection, SqliteTransaction transaction) => _result = work(connection, transaction);
+
+        public override void Complete() => _completion.TrySetResult(_result);
+
+        public override void Fail(Exception exception)
+        {
+            if (exception is OperationCanceledException && CancellationToken.IsCancellationRequested) _completion.TrySetCanceled(CancellationToken);
+            else _completion.TrySetException(exception);
+        }
+
+        public override void Cancel() => _completion.TrySetCanceled(CancellationToken);
     }
 
     internal static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? transaction, string sql)
@@ -265,7 +399,7 @@ public sealed class SqliteStorage : IStorage
             object? handle = connection.Handle;
             if (handle is null || !_configured.TryGetValue(handle, out _))
             {
-                using (var pragmas = Command(connection, null, ConnectionPragmas))
+                using (var pragmas = Command(connection, null, _connectionPragmas))
                 {
                     pragmas.ExecuteNonQuery();
                 }
