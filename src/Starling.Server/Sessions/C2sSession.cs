@@ -24,6 +24,7 @@ public sealed class C2sSession : XmppStream
     private int _authFailures;
     private bool _authenticated;
     private string? _username;
+    private string? _authenticatingAs;
     private bool _closedHandled;
     private string? _lastToText;
     private Jid? _lastTo;
@@ -43,6 +44,12 @@ public sealed class C2sSession : XmppStream
     public Jid? Jid { get; internal set; }
 
     public bool IsAuthenticated => _authenticated;
+
+    /// <summary>
+    /// The account (normalized localpart) this stream authenticated as, or last looked up to authenticate as: what
+    /// `starling deluser` and `passwd --end-sessions` match, so a login that read the old credentials is ended too.
+    /// </summary>
+    internal string? AccountLocalpart => _username ?? _authenticatingAs;
 
     public bool IsBound => Jid is not null && !IsClosed;
 
@@ -382,6 +389,7 @@ public sealed class C2sSession : XmppStream
     private async ValueTask<Storage.StoredAccount?> LookupAsync(string username)
     {
         if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return null;
+        _authenticatingAs = local; // before the read: see AccountLocalpart
         return await Server.Storage.Accounts.GetAsync(_host!.Name, local);
     }
 
