@@ -213,10 +213,20 @@ public static class Program
     private static async Task<(LoadedConfiguration, AccountAdmin, SqliteStorage)> OpenAdminAsync(ParseResult p)
     {
         var config = LoadConfig(p);
-        DataPermissions.CreatePrivateDirectory(config.DataDirectory);
-        var storage = new SqliteStorage(config.DatabasePath);
-        await storage.MigrateAsync();
-        return (config, new AccountAdmin(config, storage), storage);
+        SqliteStorage? storage = null;
+        try
+        {
+            DataPermissions.CreatePrivateDirectory(config.DataDirectory);
+            storage = new SqliteStorage(config.DatabasePath);
+            await storage.MigrateAsync();
+            return (config, new AccountAdmin(config, storage), storage);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            if (storage is not null) await storage.DisposeAsync();
+            // The data is the server's user's only (0700/0600): the usual cause is running as someone else.
+            throw new AdminException($"cannot open the database {config.DatabasePath}: {ex.Message} (run starling as the user the server runs as)");
+        }
     }
 
     /// <summary>
