@@ -6,6 +6,7 @@ using System.Security.Cryptography.X509Certificates;
 using Starling.Server;
 using Starling.Server.Admin;
 using Starling.Server.Configuration;
+using Starling.Server.Control;
 using Starling.Server.Hosting;
 using Starling.Server.Storage.Sqlite;
 using Starling.Server.Tls;
@@ -17,6 +18,8 @@ public static class Program
 {
     public static async Task<int> Main(string[] args)
     {
+        // Everything this process creates (database, -wal/-shm, keys, control socket) is owner-only from the start.
+        DataPermissions.RestrictNewFiles();
         var root = BuildCommands();
         // --Section:Key=value config overrides are taken out before parsing, so they never fill an argument slot.
         var rest = new List<string>();
@@ -68,26 +71,43 @@ public static class Program
         root.Subcommands.Add(adduser);
 
         var passwdJid = new Argument<string>("jid") { Description = "The account, e.g. alice@localhost" };
-        var passwd = new Command("passwd", "Change an account's password.") { passwdJid, passwordStdin };
+        var endSessions = new Option<bool>("--end-sessions")
+        {
+            Description = "Also end the account's live sessions (stream error <reset/>). Default: they stay connected, so resetting a forgotten password does not cut off the user's other clients; use it after a compromise.",
+        };
+        var passwd = new Command("passwd", "Change an account's password (through the running server if there is one).") { passwdJid, passwordStdin, endSessions };
         passwd.SetAction((p, ct) => RunGuarded(p, async () =>
         {
             var (config, admin, storage) = await OpenAdminAsync(p);
             await using var _ = storage;
             var jid = admin.ParseAccount(p.GetValue(passwdJid)!);
             var password = ReadPassword(p.GetValue(passwordStdin), confirm: true);
+            var end = p.GetValue(endSessions);
+            var answer = await AskServerAsync(config, new ControlRequest { Command = "passwd", Jid = jid.ToString(), Password = password, EndSessions = end });
+            if (answer is not null)
+            {
+                Console.WriteLine(answer.Message);
+                return 0;
+            }
             await admin.SetPasswordAsync(jid, password);
-            Console.WriteLine($"password of {jid} changed");
+            Console.WriteLine($"password of {jid} changed{(end ? " (no server is running: no sessions to end)" : "")}");
             return 0;
         }));
         root.Subcommands.Add(passwd);
 
         var delJid = new Argument<string>("jid") { Description = "The account, e.g. alice@localhost" };
-        var deluser = new Command("deluser", "Delete an account and all its data.") { delJid };
+        var deluser = new Command("deluser", "Delete an account and all its data; a running server first ends its sessions (stream error <not-authorized/>).") { delJid };
         deluser.SetAction((p, ct) => RunGuarded(p, async () =>
         {
             var (config, admin, storage) = await OpenAdminAsync(p);
             await using var _ = storage;
             var jid = admin.ParseAccount(p.GetValue(delJid)!);
+            var answer = await AskServerAsync(config, new ControlRequest { Command = "deluser", Jid = jid.ToString() });
+            if (answer is not null)
+            {
+                Console.WriteLine(answer.Message);
+                return 0;
+            }
             await admin.DeleteUserAsync(jid);
             Console.WriteLine($"deleted {jid}");
             return 0;
@@ -126,6 +146,10 @@ public static class Program
             return 0;
         }));
         root.Subcommands.Add(users);
+
+        var status = new Command("status", "Show the running server's version, uptime, connections, sessions and memory (exit code 3 when none runs).");
+        status.SetAction((p, ct) => RunGuarded(p, () => StatusAsync(p)));
+        root.Subcommands.Add(status);
 
         var check = new Command("check", "Validate the configuration, certificates, database and ports; say precisely what is wrong.");
         check.SetAction((p, ct) => RunGuarded(p, () => CheckAsync(p)));
@@ -166,7 +190,7 @@ public static class Program
 
     private static readonly List<string> s_overrides = [];
 
-    private static readonly string[] s_ownOptions = ["--config", "--password-stdin", "--force", "--help", "--version", "--host", "--iterations"];
+    private static readonly string[] s_ownOptions = ["--config", "--password-stdin", "--force", "--help", "--version", "--host", "--iterations", "--end-sessions"];
 
     private static bool IsOverride(string arg)
     {
@@ -189,10 +213,58 @@ public static class Program
     private static async Task<(LoadedConfiguration, AccountAdmin, SqliteStorage)> OpenAdminAsync(ParseResult p)
     {
         var config = LoadConfig(p);
-        Directory.CreateDirectory(config.DataDirectory);
-        var storage = new SqliteStorage(config.DatabasePath);
-        await storage.MigrateAsync();
-        return (config, new AccountAdmin(config, storage), storage);
+        SqliteStorage? storage = null;
+        try
+        {
+            DataPermissions.CreatePrivateDirectory(config.DataDirectory);
+            storage = new SqliteStorage(config.DatabasePath);
+            await storage.MigrateAsync();
+            return (config, new AccountAdmin(config, storage), storage);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            if (storage is not null) await storage.DisposeAsync();
+            // The data is the server's user's only (0700/0600): the usual cause is running as someone else.
+            throw new AdminException($"cannot open the database {config.DatabasePath}: {ex.Message} (run starling as the user the server runs as)");
+        }
+    }
+
+    /// <summary>
+    /// Asks the running server through its control socket; null when none runs (the caller then works on the
+    /// database itself). The server's refusal is an <see cref="AdminException"/> with its reason.
+    /// </summary>
+    private static async Task<ControlResponse?> AskServerAsync(LoadedConfiguration config, ControlRequest request)
+    {
+        var response = await ControlClient.TrySendAsync(config, request);
+        if (response is { Ok: false }) throw new AdminException(response.Error ?? "the server refused the request");
+        return response;
+    }
+
+    private static async Task<int> StatusAsync(ParseResult p)
+    {
+        var config = LoadConfig(p);
+        var answer = await AskServerAsync(config, new ControlRequest { Command = "status" });
+        if (answer?.Status is not { } s)
+        {
+            Console.Error.WriteLine($"starling: no server is running (nothing answers on {config.ControlSocketPath})");
+            return 3; // LSB init scripts: "program is not running"
+        }
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        Console.WriteLine($"Starling {s.Version} running (pid {s.ProcessId})");
+        Console.WriteLine($"  uptime:      {Uptime(s.UptimeSeconds)}");
+        Console.WriteLine($"  connections: {s.Connections}");
+        Console.WriteLine($"  sessions:    {s.Sessions}");
+        Console.WriteLine(string.Create(invariant, $"  memory:      {s.MemoryBytes / 1048576.0:F1} MB resident, {s.ManagedHeapBytes / 1048576.0:F1} MB managed heap"));
+        Console.WriteLine($"  hosts:       {string.Join(", ", s.Hosts)}");
+        return 0;
+    }
+
+    private static string Uptime(long seconds)
+    {
+        var t = TimeSpan.FromSeconds(seconds);
+        if (t.TotalDays >= 1) return $"{(int)t.TotalDays} d {t.Hours} h {t.Minutes} min";
+        if (t.TotalHours >= 1) return $"{t.Hours} h {t.Minutes} min {t.Seconds} s";
+        return t.TotalMinutes >= 1 ? $"{t.Minutes} min {t.Seconds} s" : $"{t.Seconds} s";
     }
 
     private static StreamReader OpenText(string path)
@@ -286,7 +358,7 @@ public static class Program
         }
         try
         {
-            Directory.CreateDirectory(config.DataDirectory);
+            DataPermissions.CreatePrivateDirectory(config.DataDirectory);
             await using var storage = new SqliteStorage(config.DatabasePath);
             var version = await storage.GetSchemaVersionAsync();
             await storage.MigrateAsync();
@@ -296,6 +368,10 @@ public static class Program
         {
             Bad($"database {config.DatabasePath}: {ex.Message}");
         }
+        // Database, keys and message content are for the server's user only (issue #13: world-readable data).
+        var loose = DataPermissions.FindLoosePermissions(config);
+        foreach (var line in loose) Bad(line);
+        if (loose.Count == 0 && !OperatingSystem.IsWindows()) Console.WriteLine($"ok: {config.DataDirectory} and the database are accessible to their owner only");
         var port = config.Options.C2s.Port;
         try
         {

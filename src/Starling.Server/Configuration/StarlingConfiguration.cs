@@ -31,6 +31,10 @@ public sealed class LoadedConfiguration
 
     public string CertificateDirectory => Path.Combine(DataDirectory, "certs");
 
+    /// <summary>The control socket (Control:SocketPath, relative to the data folder; default control/starling.sock).</summary>
+    public string ControlSocketPath => Path.GetFullPath(Path.Combine(DataDirectory,
+        string.IsNullOrWhiteSpace(Options.Control.SocketPath) ? Path.Combine("control", "starling.sock") : Options.Control.SocketPath));
+
     public string CertificatePath(HostOptions host) =>
         ResolvePath(host.Certificate) ?? Path.Combine(CertificateDirectory, host.Name + ".crt");
 
@@ -59,6 +63,8 @@ public static class StarlingConfiguration
     /// <summary>Environment variables with this prefix override config keys: STARLING_C2s__Port=5223.</summary>
     public const string EnvironmentPrefix = "STARLING_";
 
+    private const int MaxSocketPathBytes = 107;
+
     /// <summary>Name of the config file looked for in the working directory when none is given.</summary>
     public const string DefaultFileName = "starling.json";
 
@@ -85,6 +91,7 @@ public static class StarlingConfiguration
         }
         builder.AddInMemoryCollection(EnvironmentOverrides());
         var args = overrides?.ToArray() ?? [];
+        CheckCommandLine(args);
         if (args.Length > 0) builder.AddCommandLine(args);
 
         IConfigurationRoot root;
@@ -111,28 +118,81 @@ public static class StarlingConfiguration
         Validate(options, file);
 
         var baseDir = file is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(file)!;
-        return new LoadedConfiguration
+        var loaded = new LoadedConfiguration
         {
             Options = options,
             FilePath = file,
             DataDirectory = Path.GetFullPath(Path.Combine(baseDir, options.DataDirectory)),
         };
+        // unix(7): sun_path holds 108 bytes with the terminating NUL.
+        if (options.Control.Enabled && System.Text.Encoding.UTF8.GetByteCount(loaded.ControlSocketPath) > MaxSocketPathBytes)
+            throw new ConfigurationException($"{(file is null ? "configuration" : file)}: the control socket path {loaded.ControlSocketPath} is longer than the {MaxSocketPathBytes} bytes a Unix socket allows; set Control:SocketPath to a shorter path (or Control:Enabled to false)");
+        return loaded;
     }
 
-    /// <summary>Variables with the prefix that are not config keys: the config file, and the wrapper script's build mode.</summary>
-    private static readonly string[] ReservedVariables = ["STARLING_CONFIG", "STARLING_BUILD"];
+    /// <summary>
+    /// STARLING_* variables that are not configuration keys, the one list of them: the config file's path (read by
+    /// <see cref="Load"/>), the ./starling wrapper's build mode and the bench scripts' build folder. The binder never sees them.
+    /// </summary>
+    public static readonly IReadOnlyList<string> ReservedVariables = ["STARLING_CONFIG", "STARLING_BUILD", "STARLING_BIN"];
 
-    /// <summary>STARLING_Section__Key=value → Section:Key (except <see cref="ReservedVariables"/>).</summary>
+    /// <summary>
+    /// STARLING_Section__Key=value → Section:Key. The prefix is matched case-sensitively, as Unix names are:
+    /// Starling_X or starling_x belong to someone else. Each variable is checked on its own first, so a stray one is
+    /// named as a variable instead of being blamed on the config file.
+    /// </summary>
     private static Dictionary<string, string?> EnvironmentOverrides()
     {
         var result = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
         foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
         {
             var name = (string)e.Key;
-            if (!name.StartsWith(EnvironmentPrefix, StringComparison.OrdinalIgnoreCase) || ReservedVariables.Contains(name, StringComparer.OrdinalIgnoreCase)) continue;
-            result[name[EnvironmentPrefix.Length..].Replace("__", ":", StringComparison.Ordinal)] = (string?)e.Value;
+            if (!name.StartsWith(EnvironmentPrefix, StringComparison.Ordinal) || ReservedVariables.Contains(name, StringComparer.Ordinal)) continue;
+            var key = name[EnvironmentPrefix.Length..].Replace("__", ":", StringComparison.Ordinal);
+            var value = (string?)e.Value;
+            CheckKey(key, value, $"environment variable {name}");
+            result[key] = value;
         }
         return result;
+    }
+
+    /// <summary>Checks each --Section:Key=value override on its own, so a typo is named as the option it is.</summary>
+    private static void CheckCommandLine(string[] args)
+    {
+        foreach (var arg in args)
+        {
+            if (!arg.StartsWith("--", StringComparison.Ordinal)) continue;
+            int eq = arg.IndexOf('=', StringComparison.Ordinal);
+            if (eq < 0) continue;
+            CheckKey(arg[2..eq], arg[(eq + 1)..], $"command-line option {arg[..eq]}");
+        }
+    }
+
+    /// <summary>
+    /// Binds one key alone: if that fails even with unknown keys allowed, the value is wrong; if it fails only when
+    /// they are not, the key does not exist.
+    /// </summary>
+    private static void CheckKey(string key, string? value, string source)
+    {
+        if (key.Length == 0 || key.StartsWith(':') || key.EndsWith(':'))
+            throw new ConfigurationException($"{source} is not a configuration key (see config/starling.example.json)");
+        var single = new ConfigurationBuilder().AddInMemoryCollection([new KeyValuePair<string, string?>(key, value)]).Build();
+        try
+        {
+            single.Bind(new StarlingOptions(), o => o.ErrorOnUnknownConfiguration = false);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new ConfigurationException($"{source}: {ex.Message}", ex);
+        }
+        try
+        {
+            single.Bind(new StarlingOptions(), o => o.ErrorOnUnknownConfiguration = true);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new ConfigurationException($"{source} is not a configuration key (see config/starling.example.json)", ex);
+        }
     }
 
     private static string Where(string? file) => file is null ? "" : $"{file}: ";

@@ -24,6 +24,8 @@ public sealed class StarlingOptions
     public ModuleOptions Modules { get; set; } = new();
 
     public LogOptions Log { get; set; } = new();
+
+    public ControlOptions Control { get; set; } = new();
 }
 
 public sealed class HostOptions
@@ -198,4 +200,13 @@ public sealed class LogOptions
 
     /// <summary>Log every XML element sent and received (at Information level), with SASL payloads and passwords redacted.</summary>
     public bool Xml { get; set; }
+}
+
+public sealed class ControlOptions
+{
+    /// <summary>Serve the local control socket that `starling deluser/passwd/status` use to reach the running server.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Unix socket path; relative to DataDirectory. Empty: DataDirectory/control/starling.sock (its folder is created 0700).</summary>
+    public string SocketPath { get; set; } = "";
 }

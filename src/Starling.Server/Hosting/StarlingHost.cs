@@ -87,7 +87,10 @@ public sealed class StarlingHost : IAsyncDisposable
     /// <param name="wrapStorage">Wraps the storage (tests inject failures with it).</param>
     public static async Task<StarlingHost> StartAsync(LoadedConfiguration config, Action<ILoggingBuilder>? configureLogging = null, Action<string>? report = null, Func<IStorage, IStorage>? wrapStorage = null)
     {
-        Directory.CreateDirectory(config.DataDirectory);
+        Admin.DataPermissions.CreatePrivateDirectory(config.DataDirectory);
+        // The local control socket of `starling deluser/passwd/status` (src/Starling.Server/Control).
+        var controlPath = Control.ControlSocket.IsServed(config) ? config.ControlSocketPath : null;
+        if (controlPath is not null) Control.ControlSocket.Prepare(controlPath);
         var certificates = CertificateManager.Load(config, report);
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions { ContentRootPath = config.DataDirectory });
         builder.Logging.ClearProviders();
@@ -109,6 +112,7 @@ public sealed class StarlingHost : IAsyncDisposable
 
         var c2s = new List<ListenOptions>();
         builder.Services.AddSingleton(server);
+        if (controlPath is not null) builder.Services.AddSingleton(new Control.ControlService(server));
         builder.WebHost.UseKestrelCore();
         bool inline = UseInlineSocketCompletions();
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = inline);
@@ -124,6 +128,7 @@ public sealed class StarlingHost : IAsyncDisposable
                 foreach (var a in config.Options.C2s.Addresses)
                     kestrel.Listen(IPAddress.Parse(a), port, l => { l.UseConnectionHandler<C2sConnectionHandler>(); c2s.Add(l); });
             }
+            if (controlPath is not null) kestrel.ListenUnixSocket(controlPath, l => l.UseConnectionHandler<Control.ControlConnectionHandler>());
         });
         var app = builder.Build();
         try
@@ -140,6 +145,7 @@ public sealed class StarlingHost : IAsyncDisposable
                 : $"cannot listen on port {port}: {ex.Message}";
             throw new ListenException(why, ex);
         }
+        if (controlPath is not null) Control.ControlSocket.Restrict(controlPath);
         // Start-up garbage (configuration, DI, certificate loading) is not needed again: give it back now rather
         // than at the first collection, so a freshly started server is as small as it can be.
         server.Trim();

@@ -31,6 +31,7 @@ public sealed class C2sSession : XmppStream
     private long _attemptReservation;
     private bool _authenticated;
     private string? _username;
+    private string? _authenticatingAs;
     private bool _closedHandled;
     private string? _lastToText;
     private Jid? _lastTo;
@@ -54,6 +55,12 @@ public sealed class C2sSession : XmppStream
     public Jid? Jid { get; internal set; }
 
     public bool IsAuthenticated => _authenticated;
+
+    /// <summary>
+    /// The account (normalized localpart) this stream authenticated as, or last looked up to authenticate as: what
+    /// `starling deluser` and `passwd --end-sessions` match, so a login that read the old credentials is ended too.
+    /// </summary>
+    internal string? AccountLocalpart => _username ?? _authenticatingAs;
 
     public bool IsBound => Jid is not null && !IsClosed;
 
@@ -474,6 +481,7 @@ public sealed class C2sSession : XmppStream
     {
         // PRECIS UsernameCaseMapped, as accounts are stored: "Nobody" and "nobody" are one name, known or not.
         if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return (null, null);
+        _authenticatingAs = local; // before the read: see AccountLocalpart
         return (local, await Server.Storage.Accounts.GetAsync(_host!.Name, local));
     }
 

@@ -95,8 +95,8 @@ public sealed class CertificateManager
     /// <summary>Writes a self-signed certificate and its key as PEM (key readable by the owner only).</summary>
     public static void Generate(string host, string certPath, string keyPath, int validDays = 3650)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(certPath)!);
-        Directory.CreateDirectory(Path.GetDirectoryName(keyPath)!);
+        Admin.DataPermissions.CreatePrivateDirectory(Path.GetDirectoryName(certPath)!);
+        Admin.DataPermissions.CreatePrivateDirectory(Path.GetDirectoryName(keyPath)!);
         using var rsa = RSA.Create(2048);
         var request = new CertificateRequest($"CN={host}", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
         var san = new SubjectAlternativeNameBuilder();
@@ -110,15 +110,57 @@ public sealed class CertificateManager
         var now = DateTimeOffset.UtcNow;
         using var cert = request.CreateSelfSigned(now.AddDays(-1), now.AddDays(validDays));
 
-        // Write to temporary files, then move into place: never leave half a pair behind.
-        var keyTmp = keyPath + ".tmp";
-        var certTmp = certPath + ".tmp";
-        File.WriteAllText(keyTmp, rsa.ExportPkcs8PrivateKeyPem());
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(keyTmp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.WriteAllText(certTmp, cert.ExportCertificatePem());
+        // Written to fresh temporary files, then renamed into place: never half a pair behind, and rename(2)
+        // replaces a link at the target instead of writing through it.
+        var keyTmp = WriteNewPrivateFile(keyPath, rsa.ExportPkcs8PrivateKeyPem());
+        string certTmp;
+        try
+        {
+            certTmp = WriteNewPrivateFile(certPath, cert.ExportCertificatePem());
+        }
+        catch
+        {
+            File.Delete(keyTmp);
+            throw;
+        }
         File.Move(keyTmp, keyPath, overwrite: true);
         File.Move(certTmp, certPath, overwrite: true);
     }
+
+    /// <summary>
+    /// Writes <paramref name="text"/> to a new file beside <paramref name="target"/> and returns its path. The file
+    /// is created 0600 (owner only from the first byte, never widened then narrowed) with CreateNew, i.e.
+    /// O_CREAT|O_EXCL: if anything already exists at the name — a leftover, or a symbolic link planted to make us
+    /// write the key elsewhere — the open fails instead of following it, and another, unguessable name is tried.
+    /// What is found there is left alone.
+    /// </summary>
+    private static string WriteNewPrivateFile(string target, string text)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+        if (!OperatingSystem.IsWindows()) options.UnixCreateMode = Admin.DataPermissions.PrivateFileMode;
+        for (int attempt = 0; ; attempt++)
+        {
+            var name = attempt == 0 ? target + ".tmp" : $"{target}.{Convert.ToHexString(RandomNumberGenerator.GetBytes(8))}.tmp";
+            FileStream stream;
+            try
+            {
+                stream = new FileStream(name, options);
+            }
+            catch (IOException) when (attempt < 4 && Occupied(name))
+            {
+                continue;
+            }
+            using (stream)
+            {
+                stream.Write(System.Text.Encoding.UTF8.GetBytes(text));
+                stream.Flush(flushToDisk: true);
+            }
+            return name;
+        }
+    }
+
+    private static bool Occupied(string path) =>
+        new FileInfo(path).LinkTarget is not null || File.Exists(path) || Directory.Exists(path);
 
     /// <summary>Loads a PEM pair (the leaf: the first certificate of the file); a clear message when it does not parse or does not match.</summary>
     public static X509Certificate2 LoadPem(string certPath, string keyPath) => LoadChain(certPath, keyPath).Leaf;
