@@ -1448,7 +1448,10 @@ public sealed class XmlStreamParser
                 if (!atInputEnd) return false;
                 run.CopyTo(_pendingUtf8.AsSpan(_pendingUtf8Length));
                 _pendingUtf8Length += run.Length;
-                return true;
+                // Still incomplete, but it must still be a valid prefix: split input fails where whole input does
+                // (found by fuzzing, fuzz/README.md finding 2).
+                Span<char> none = stackalloc char[2];
+                return Utf8.ToUtf16(_pendingUtf8.AsSpan(0, _pendingUtf8Length), none, out _, out _, replaceInvalidSequences: false, isFinalBlock: false) == OperationStatus.NeedMoreData;
             }
             run[..need].CopyTo(_pendingUtf8.AsSpan(_pendingUtf8Length));
             run = run[need..];

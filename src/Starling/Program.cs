@@ -151,6 +151,10 @@ public static class Program
         status.SetAction((p, ct) => RunGuarded(p, () => StatusAsync(p)));
         root.Subcommands.Add(status);
 
+        var reload = new Command("reload", "Make the running server re-read its certificates (as SIGHUP does); new connections get the new ones.");
+        reload.SetAction((p, ct) => RunGuarded(p, () => ReloadAsync(p)));
+        root.Subcommands.Add(reload);
+
         var check = new Command("check", "Validate the configuration, certificates, database and ports; say precisely what is wrong.");
         check.SetAction((p, ct) => RunGuarded(p, () => CheckAsync(p)));
         root.Subcommands.Add(check);
@@ -257,6 +261,22 @@ public static class Program
         Console.WriteLine(string.Create(invariant, $"  memory:      {s.MemoryBytes / 1048576.0:F1} MB resident, {s.ManagedHeapBytes / 1048576.0:F1} MB managed heap"));
         Console.WriteLine($"  hosts:       {string.Join(", ", s.Hosts)}");
         return 0;
+    }
+
+    private static async Task<int> ReloadAsync(ParseResult p)
+    {
+        var config = LoadConfig(p);
+        // Not AskServerAsync: a partial failure still carries every host's line, which the admin needs to see.
+        var answer = await ControlClient.TrySendAsync(config, new ControlRequest { Command = "reload" });
+        if (answer is null)
+        {
+            Console.Error.WriteLine($"starling: no server is running (nothing answers on {config.ControlSocketPath}); the certificates are read when it starts");
+            return 3;
+        }
+        foreach (var line in answer.Lines ?? []) Console.WriteLine(line);
+        if (answer.Ok) return 0;
+        Console.Error.WriteLine($"starling: {answer.Error}");
+        return 1;
     }
 
     private static string Uptime(long seconds)

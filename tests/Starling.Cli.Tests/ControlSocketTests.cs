@@ -132,6 +132,28 @@ public sealed class ControlSocketTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Reload_makes_the_running_server_reread_its_certificates_and_names_a_file_that_does_not_load()
+    {
+        var none = await _starling.RunAsync("reload");
+        Assert.Equal(3, none.Exit);
+        Assert.Contains("no server is running", none.Err, StringComparison.Ordinal);
+
+        await _starling.StartServerAsync();
+        var ok = await _starling.RunAsync("reload");
+        Assert.True(ok.Exit == 0, ok.Err);
+        Assert.Contains("localhost: loaded", ok.Out, StringComparison.Ordinal);
+
+        var key = Path.Combine(_starling.DataDirectory, "certs", "localhost.key");
+        Assert.True(File.Exists(key), key);
+        await File.WriteAllTextAsync(key, "not a key");
+        var broken = await _starling.RunAsync("reload");
+        Assert.Equal(1, broken.Exit);
+        Assert.Contains("localhost: kept the previous certificate", broken.Out, StringComparison.Ordinal);
+        Assert.Contains("localhost.key", broken.Out, StringComparison.Ordinal);
+        Assert.Contains("kept their previous certificate", broken.Err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Without_a_running_server_deluser_and_passwd_work_on_the_database()
     {
         await AddUsersAsync("alice", "bob");

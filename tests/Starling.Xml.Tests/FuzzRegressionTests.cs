@@ -37,13 +37,12 @@ public sealed class FuzzRegressionTests
     }
 
     /// <summary>
-    /// Finding 2 (open, parser code owned by the parser rewrite): a UTF-8 sequence split across two reads is
-    /// checked only once it is complete, so "&lt;\xE8" then "N" reads as "need more data" where the same bytes in
-    /// one read are not-well-formed at once. Not a crash and nothing malformed is accepted (the next byte fails
-    /// it), but split and whole input disagree. Fails on the current code: remove Skip when
-    /// XmlStreamParser.AppendUtf8 validates an incomplete sequence as it grows.
+    /// Finding 2 (fixed): a UTF-8 sequence split across two reads was checked only once it was complete, so
+    /// "&lt;\xE8" then "N" read as "need more data" where the same bytes in one read are not-well-formed at once.
+    /// Not a crash and nothing malformed was accepted (the next byte failed it), but split and whole input disagreed.
+    /// XmlStreamParser.AppendUtf8 now validates an incomplete sequence as it grows.
     /// </summary>
-    [Theory(Skip = "Fuzz finding 2 (fuzz/README.md): FAILS on the current parser; un-skip with the fix in XmlStreamParser.AppendUtf8")]
+    [Theory]
     // afl-fuzz crash id:000000 (second parser run): "<\xE8N" split as "<", "\xE8", "N".
     [InlineData(new byte[] { 0xE8 }, new byte[] { (byte)'N' })]
     // A surrogate's prefix (ED A0..BF is never valid UTF-8).

@@ -8,7 +8,7 @@ namespace Starling.Server.Control;
 /// </summary>
 public sealed class ControlRequest
 {
-    /// <summary>deluser, passwd or status.</summary>
+    /// <summary>deluser, passwd, reload or status.</summary>
     public string? Command { get; set; }
 
     /// <summary>The account (bare JID) for deluser and passwd.</summary>
@@ -35,6 +35,9 @@ public sealed class ControlResponse
     public int? SessionsEnded { get; set; }
 
     public ServerStatus? Status { get; set; }
+
+    /// <summary>reload: one line per host (which file was loaded, or why the previous certificate was kept).</summary>
+    public List<string>? Lines { get; set; }
 
     public static ControlResponse Failure(string error) => new() { Ok = false, Error = error };
 }

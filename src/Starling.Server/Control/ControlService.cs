@@ -44,11 +44,12 @@ public sealed class ControlService
                     return await DeleteUserAsync(request);
                 case "passwd":
                     return await SetPasswordAsync(request);
-                // "reload" (certificates) belongs here once XmppServer.ReloadCertificates() exists (issue #13).
+                case "reload":
+                    return Reload();
                 default:
                     return ControlResponse.Failure(request.Command is null
                         ? "the request has no \"command\""
-                        : $"unknown command '{request.Command}' (known: deluser, passwd, status)");
+                        : $"unknown command '{request.Command}' (known: deluser, passwd, reload, status)");
             }
         }
         catch (AdminException ex)
@@ -77,6 +78,19 @@ public sealed class ControlService
             ManagedHeapBytes = GC.GetGCMemoryInfo().HeapSizeBytes,
             Hosts = hosts,
         };
+    }
+
+    /// <summary>
+    /// Re-reads the certificates (as SIGHUP does): new connections get the new ones. A host whose files do not load keeps
+    /// its previous certificate; the reply is then a failure that lists every host's line, so the admin sees which file.
+    /// </summary>
+    private ControlResponse Reload()
+    {
+        var result = _server.ReloadCertificates();
+        var lines = new List<string>(result.Lines);
+        return result.Failed == 0
+            ? new ControlResponse { Ok = true, Message = "certificates reloaded", Lines = lines }
+            : new ControlResponse { Ok = false, Error = $"{result.Failed} host(s) kept their previous certificate", Lines = lines };
     }
 
     private Jid Account(ControlRequest request) =>
