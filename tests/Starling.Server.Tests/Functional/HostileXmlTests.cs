@@ -74,7 +74,7 @@ public sealed class HostileXmlTests
 
         await bob.SyncAsync();
         bob.AssertNoPending(e => e.Name == "message" && e.GetAttribute("id") == "amp", "the refused stanza");
-        Assert.Empty(await server.Server.Storage.Offline.LoadAsync(TestServer.Domain, "carol"));
+        Assert.Empty(await server.Server.Storage.Offline.LoadPageAsync(TestServer.Domain, "carol", 0, 100));
         long grown = GC.GetTotalMemory(forceFullCollection: true) - memoryBefore;
         Assert.True(grown < 64L * 1024 * 1024, $"the server's memory grew by {grown / 1024 / 1024} MB");
         await AssertAliceAndBobChatAsync(server);
@@ -103,7 +103,7 @@ public sealed class HostileXmlTests
         var offline = Amplifier("carol@localhost", "offline", 1_000, 9_000);
         await alice.SendAsync(offline);
         await alice.SyncAsync();
-        var stored = Assert.Single(await server.Server.Storage.Offline.LoadAsync(TestServer.Domain, "carol"));
+        var stored = Assert.Single(await server.Server.Storage.Offline.LoadPageAsync(TestServer.Domain, "carol", 0, 100));
         Assert.True(Encoding.UTF8.GetByteCount(stored.Xml) <= Factor * offline.Length + Added, $"alice sent {offline.Length} bytes, storage keeps {stored.Xml.Length}");
         var carol = await server.LoginAsync("carol", "c");
         var fromStorage = await carol.ExpectAsync(e => e.Name == "message" && e.GetAttribute("id") == "offline", "the stored message");
