@@ -9,7 +9,7 @@ namespace Starling.Server.Tests.Functional;
 /// <summary>What an attacker sees of SASL on the wire, and the check that normal clients still work after an attack.</summary>
 internal static class SaslProbe
 {
-    public sealed record ServerFirst(string ClientNonce, string Nonce, byte[] Salt, string Iterations);
+    public sealed record ServerFirst(string ClientNonce, string Nonce, byte[] Salt, string Iterations, string Raw);
 
     /// <summary>Opens a connection, starts SCRAM for <paramref name="user"/> and returns the parsed server-first-message (the connection stays open).</summary>
     public static async Task<(ServerFirst First, ScramClient Scram, XmppTestClient Client)> ServerFirstAsync(TestServer server, string user, ScramHash hash, string password = "wrong", IPAddress? from = null)
@@ -23,15 +23,17 @@ internal static class SaslProbe
         Assert.True(challenge.Name == "challenge", $"expected a challenge, got {challenge}");
         var text = Encoding.UTF8.GetString(Convert.FromBase64String(challenge.Text));
         var parts = text.Split(',');
-        Assert.True(parts.Length == 3 && parts[0].StartsWith("r=", StringComparison.Ordinal) && parts[1].StartsWith("s=", StringComparison.Ordinal) && parts[2].StartsWith("i=", StringComparison.Ordinal), $"unexpected server-first {text}");
-        var first = new ServerFirst(clientFirst[(clientFirst.IndexOf(",r=", StringComparison.Ordinal) + 3)..], parts[0][2..], Convert.FromBase64String(parts[1][2..]), parts[2][2..]);
+        // r, s, i (RFC 5802 §7), then only XEP-0474's downgrade-protection hash, the same for every account.
+        Assert.True(parts.Length is 3 or 4 && parts[0].StartsWith("r=", StringComparison.Ordinal) && parts[1].StartsWith("s=", StringComparison.Ordinal) && parts[2].StartsWith("i=", StringComparison.Ordinal)
+            && (parts.Length == 3 || parts[3].StartsWith("h=", StringComparison.Ordinal)), $"unexpected server-first {text}");
+        var first = new ServerFirst(clientFirst[(clientFirst.IndexOf(",r=", StringComparison.Ordinal) + 3)..], parts[0][2..], Convert.FromBase64String(parts[1][2..]), parts[2][2..], text);
         return (first, scram, client);
     }
 
     /// <summary>Answers a server-first with the client-final and returns the outcome (success or failure).</summary>
     public static async Task<XmlElement> FinishAsync(XmppTestClient client, ScramClient scram, ServerFirst first)
     {
-        var serverFirst = Encoding.UTF8.GetBytes($"r={first.Nonce},s={Convert.ToBase64String(first.Salt)},i={first.Iterations}");
+        var serverFirst = Encoding.UTF8.GetBytes(first.Raw);
         await client.SendAsync($"<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>{Convert.ToBase64String(scram.ClientFinal(serverFirst))}</response>");
         return await client.ExpectSaslAsync();
     }

@@ -118,8 +118,8 @@ public sealed class SaslRobustnessTests
         await using var server = await TestServer.StartWithAliceAndBobAsync();
         var client = await server.ConnectAsync();
         await client.OpenStreamAsync();
-        // Names are limited by the parser (256 bytes); namespaces only by the stanza size.
-        await client.SendAsync($"<{new string('e', 250)} xmlns='urn:{new string('n', 3000)}'/>");
+        // Names are limited by the parser (256 bytes), namespace URIs to Limits:MaxNamespaceBytes (1,024).
+        await client.SendAsync($"<{new string('e', 250)} xmlns='urn:{new string('n', 1000)}'/>");
         var error = await client.ExpectStreamErrorAsync("unsupported-stanza-type");
         Assert.True(error.ToString().Length < 400, $"the stream error echoes the element: {Cut(error.ToString())}");
         await AssertAliceAndBobChatAsync(server);
