@@ -206,12 +206,20 @@ public static class StarlingConfiguration
         Positive(errors, "C2s:NegotiationTimeoutSeconds", o.C2s.NegotiationTimeoutSeconds);
         Positive(errors, "C2s:IdleTimeoutSeconds", o.C2s.IdleTimeoutSeconds);
         Positive(errors, "C2s:KeepaliveSeconds", o.C2s.KeepaliveSeconds);
+        Positive(errors, "C2s:CloseTimeoutSeconds", o.C2s.CloseTimeoutSeconds);
         Positive(errors, "C2s:MaxAuthFailures", o.C2s.MaxAuthFailures);
+        if (o.C2s.ReadBytesPerSecond < 0) errors.Add("C2s:ReadBytesPerSecond must be 0 (off) or more");
+        if (o.C2s.ReadBytesPerSecond > 0 && o.C2s.ReadBurstBytes < o.Limits.MaxStanzaBytes)
+            errors.Add($"C2s:ReadBurstBytes {o.C2s.ReadBurstBytes} must be at least Limits:MaxStanzaBytes ({o.Limits.MaxStanzaBytes}), or one stanza could not pass at once");
         // RFC 6120 §13.12: a server must accept stanzas of at least 10,000 bytes.
         if (o.Limits.MaxStanzaBytes < 10_000) errors.Add($"Limits:MaxStanzaBytes {o.Limits.MaxStanzaBytes} is below 10000, the minimum RFC 6120 §13.12 requires");
         Positive(errors, "Limits:MaxDepth", o.Limits.MaxDepth);
         Positive(errors, "Limits:MaxAttributes", o.Limits.MaxAttributes);
-        Positive(errors, "Limits:MaxOutboundQueue", o.Limits.MaxOutboundQueue);
+        if (o.Limits.MaxOutboundQueueBytes < o.Limits.MaxStanzaBytes)
+            errors.Add($"Limits:MaxOutboundQueueBytes {o.Limits.MaxOutboundQueueBytes} must be at least Limits:MaxStanzaBytes ({o.Limits.MaxStanzaBytes})");
+        Positive(errors, "Limits:MaxConnections", o.Limits.MaxConnections);
+        Positive(errors, "Limits:MaxConnectionsPerAddress", o.Limits.MaxConnectionsPerAddress);
+        Positive(errors, "Limits:MaxUnauthenticatedConnections", o.Limits.MaxUnauthenticatedConnections);
         Positive(errors, "Limits:MaxResourcesPerUser", o.Limits.MaxResourcesPerUser);
         if (o.Limits.OfflineQuota < 0) errors.Add("Limits:OfflineQuota must be 0 or more");
         if (!string.Equals(o.Storage.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))

@@ -23,6 +23,7 @@ public sealed class StarlingHost : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly List<ListenOptions> _c2sListeners;
+    private int _disposed;
 
     private StarlingHost(WebApplication app, XmppServer server, List<ListenOptions> c2s)
     {
@@ -125,10 +126,16 @@ public sealed class StarlingHost : IAsyncDisposable
     /// <summary>Waits until Ctrl+C / SIGTERM.</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
 
+    /// <summary>
+    /// Graceful stop (SIGTERM, Ctrl+C, tests): new connections are refused with system-shutdown, every stream is closed
+    /// with system-shutdown and waited for — what was queued for clients but not written is re-routed or stored offline
+    /// (XmppServer.ShutdownAsync) — and only then are the listeners stopped and the database closed (which
+    /// checkpoints its WAL).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        Server.Shutdown();
-        await Task.Delay(100);
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await Server.ShutdownAsync(TimeSpan.FromSeconds(Server.Options.C2s.CloseTimeoutSeconds + 5));
         using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
         {
             await _app.StopAsync(cts.Token);

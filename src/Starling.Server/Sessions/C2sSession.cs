@@ -29,7 +29,7 @@ public sealed class C2sSession : XmppStream
     private Jid? _lastTo;
 
     public C2sSession(XmppServer server, ConnectionContext connection)
-        : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueue, Namespaces.Client)
+        : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueueBytes, Namespaces.Client, ReadBudget.For(server.Options.C2s))
     {
         _log = server.LoggerFactory.CreateLogger<C2sSession>();
     }
@@ -398,6 +398,7 @@ public sealed class C2sSession : XmppStream
         _authenticated = true;
         _username = local;
         _scram = null;
+        if (Slot is not null) Server.Connections.Authenticated(Slot);
         Server.AuthThrottle.Succeeded(RemoteEndPoint);
         var success = new XmlElement("success", Namespaces.Sasl);
         if (serverFinal is not null) success.AddText(Convert.ToBase64String(serverFinal));

@@ -1,0 +1,36 @@
+using System.Text;
+
+namespace Starling.Server.Tests.Functional.Transport;
+
+/// <summary>
+/// Issue #13 item 2: closing only queues our last bytes. A client that stops reading (a zero TCP window) must not keep
+/// its socket and buffers once the server closed its stream: every close gets a deadline (C2s:CloseTimeoutSeconds).
+/// </summary>
+public sealed class CloseDeadlineTests
+{
+    [Fact]
+    public async Task A_zero_window_client_closed_for_negotiation_timeout_loses_its_socket_within_the_close_deadline()
+    {
+        await using var server = await TestServer.StartWithAliceAndBobAsync(
+            "--C2s:NegotiationTimeoutSeconds=1", "--C2s:CloseTimeoutSeconds=2", "--C2s:ReadBytesPerSecond=0");
+
+        // A tiny receive window that is never read; thousands of SASL aborts make the server queue ~1.4 MB of
+        // <failure/> answers it cannot write, so its close (negotiation timeout) is stuck behind them.
+        using var socket = await RawSocket.ConnectAsync(server.EndPoint, receiveBuffer: 1024);
+        var flood = new StringBuilder(RawSocket.StreamHeader);
+        for (int i = 0; i < 20_000; i++) flood.Append("<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+        await RawSocket.SendAsync(socket, flood.ToString());
+        Assert.True(await RawSocket.EventuallyAsync(() => server.Server.Connections.Count == 1 && server.Server.Connections.Snapshot().First().BytesRead >= flood.Length, TimeSpan.FromSeconds(20)),
+            "the server did not read the aborts");
+
+        // Negotiation timeout (1 s, seen by the 5 s timer), then the close deadline (2 s, seen by the next tick):
+        // generous margin for a loaded machine, far below "forever".
+        Assert.True(await RawSocket.EventuallyAsync(() => server.Server.Connections.Count == 0, TimeSpan.FromSeconds(40)),
+            "the closed connection of a client that does not read is still open");
+
+        // The socket is really closed: draining what was sent ends with end-of-input or a reset.
+        Assert.NotNull(await RawSocket.ReadToEndAsync(socket, TimeSpan.FromSeconds(20)));
+
+        await RawSocket.AssertNormalClientsLogInAndChatAsync(server);
+    }
+}
