@@ -1,5 +1,3 @@
-using Starling.Server.Configuration;
-using Starling.Server.Tls;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
@@ -8,6 +6,8 @@ using System.Security.Authentication;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using Starling.Server.Configuration;
+using Starling.Server.Tls;
 using Starling.Server.Transport;
 using Starling.Xml;
 using Starling.Xmpp;
