@@ -82,6 +82,7 @@ public sealed class StarlingHost : IAsyncDisposable
 
         var c2s = new List<ListenOptions>();
         builder.Services.AddSingleton(server);
+        builder.Services.AddSingleton<IHostedService>(new GracefulShutdown(server));
         builder.WebHost.UseKestrelCore();
         bool inline = UseInlineSocketCompletions();
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = inline);
@@ -143,4 +144,25 @@ public sealed class StarlingHost : IAsyncDisposable
         await _app.DisposeAsync();
         await Server.DisposeAsync();
     }
+}
+
+/// <summary>
+/// SIGTERM / Ctrl+C stop the host, and the host stops Kestrel, which would wait for connections nobody closes and then
+/// drop them. Before any of that (IHostedLifecycleService.StoppingAsync runs ahead of every StopAsync), the streams are
+/// closed gracefully: system-shutdown to each client, undelivered messages stored (XmppServer.ShutdownAsync).
+/// </summary>
+internal sealed class GracefulShutdown(XmppServer server) : IHostedLifecycleService
+{
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) =>
+        server.ShutdownAsync(TimeSpan.FromSeconds(server.Options.C2s.CloseTimeoutSeconds + 5));
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
