@@ -25,6 +25,8 @@ public sealed class ReadBudgetTests
         var reader = await server.LoginAsync("alice", "reader");
         // Not available: messages to the bare JID go to the reader only, so the flooder need not read.
         var flooder = await server.LoginAsync("alice", "flooder", available: false);
+        // Paused reads make TCP block the flooder's sends: that is the point, so its sends may wait long.
+        flooder.SendTimeout = TimeSpan.FromSeconds(60);
         var flooderSession = FindSession(server, "flooder");
         long before = flooderSession.BytesRead;
 
