@@ -333,10 +333,10 @@ public abstract class XmppStream
 
     /// <summary>
     /// An upper bound of <paramref name="element"/>'s serialised size without serialising it: 3 bytes per UTF-16
-    /// code unit (the most UTF-8 needs for one), tag and attribute syntax counted generously. Measured
-    /// (bench/Starling.Benchmarks QueueAccountingBenchmarks) at a fraction of the cost of serialising the element,
-    /// which the hot path would otherwise do twice per stanza. Escaping (&amp;amp; and the like) is the one thing it
-    /// does not bound: at most 6 bytes per special character, which only a stanza of nothing but '&amp;' approaches.
+    /// code unit (the most UTF-8 needs for one), tag and attribute syntax counted generously. A walk over the tree
+    /// that only adds string lengths (no encoding, no escaping scan, no buffer), where the exact size would mean
+    /// serialising every stanza once more. Escaping (&amp;amp; and the like) is the one thing it does not bound: at
+    /// most 6 bytes per special character, which only a stanza of nothing but '&amp;' approaches.
     /// </summary>
     public static long EstimateBytes(XmlElement element) => SlotBytes + ElementBytes(element);
 
