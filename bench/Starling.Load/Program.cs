@@ -9,6 +9,8 @@ const string Usage = """
       chat             N online users, open-loop --rate msgs/s to random bare JIDs; delivered/s, p50/p99/p99.9, losses
                        (--search: raise the rate until p99 >= --p99-limit-ms, any loss, or delivered < 95%)
                        (--protocol relay: drive the relay floor instead of XMPP; --port is the relay's)
+      flood            user{first} floods its own bare JID from one resource, a second resource reads, user{first+1}
+                       pings the server for --duration s; ping RTT p50/p99, whether anyone was cut off
       fanout           users log in and send presence; presences received/s (--provision-rosters: add --contacts items first)
       relay serve      minimal TCP relay (the routing floor); serves --duration s (default 300)
       relay chat       = chat --protocol relay
@@ -85,6 +87,7 @@ try
         "idle" => await Scenarios.IdleAsync(options, reporter, cts.Token),
         "chat" => await ChatScenario.RunAsync(options, reporter, cts.Token),
         "fanout" => await Scenarios.FanoutAsync(options, reporter, cts.Token),
+        "flood" => await FloodScenario.RunAsync(options, reporter, cts.Token),
         "relay-serve" => await RelayServer.ServeCommandAsync(options),
         _ => -1,
     };

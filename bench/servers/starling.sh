@@ -52,9 +52,13 @@ run_starling() {
 }
 
 # Same options for every command, so start and provision see the same host and data.
+# The read budget is off, as Prosody runs without mod_limits and ejabberd with c2s_shaper: none here (benchmarks
+# must not be throttled). The connection caps need no change: ~19,500 connections stay under Limits:MaxConnections
+# (100,000), loopback clients are exempt from the per-address cap, and at most --concurrency are authenticating.
 common_args() {  # DIR PORT DOMAIN
     echo "--DataDirectory=$1/data --C2s:Port=$2 --C2s:Addresses:0=127.0.0.1 --Hosts:0:Name=$3" \
-         "--Hosts:0:RequireEncryption=false --Hosts:0:AllowPlainWithoutTls=true --Log:Level=Warning"
+         "--Hosts:0:RequireEncryption=false --Hosts:0:AllowPlainWithoutTls=true --Log:Level=Warning" \
+         "--C2s:ReadBytesPerSecond=0"
 }
 
 server_pids() { live_pids "$1/pids"; }

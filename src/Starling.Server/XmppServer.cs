@@ -41,6 +41,7 @@ public sealed class XmppServer : IAsyncDisposable
         Router = new LocalRouter(this);
         AuthThrottle = new AuthThrottle(config.Options.Auth);
         ScramStandIns = new Xmpp.Sasl.ScramStandIns(AuthSecret.LoadOrCreate(config.DataDirectory));
+        Connections = new ConnectionRegistry(config.Options.Limits);
         _timer = new Timer(_ => Tick(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
     }
 
@@ -58,7 +59,7 @@ public sealed class XmppServer : IAsyncDisposable
 
     public SessionManager Sessions { get; } = new();
 
-    public ConnectionRegistry Connections { get; } = new();
+    public ConnectionRegistry Connections { get; }
 
     public AuthThrottle AuthThrottle { get; }
 
@@ -159,9 +160,16 @@ public sealed class XmppServer : IAsyncDisposable
             long negotiation = c2s.NegotiationTimeoutSeconds * 1000L;
             long idle = c2s.IdleTimeoutSeconds * 1000L;
             long keepalive = c2s.KeepaliveSeconds * 1000L;
+            long closeDeadline = c2s.CloseTimeoutSeconds * 1000L;
             foreach (var stream in Connections.Snapshot())
             {
-                if (stream.IsClosed) continue;
+                if (stream.IsClosed)
+                {
+                    // Closing only queues our last bytes; a peer that stopped reading would keep them (and its
+                    // socket) forever. Every close gets a deadline, checked here rather than with a timer each.
+                    stream.AbortIfCloseOverdue(now, closeDeadline);
+                    continue;
+                }
                 if (stream is C2sSession session && !session.IsBound)
                 {
                     if (now - stream.Opened > negotiation) stream.Close(StreamErrors.ConnectionTimeout, "negotiation took too long");
@@ -193,10 +201,36 @@ public sealed class XmppServer : IAsyncDisposable
         }
     }
 
-    /// <summary>Closes every stream with system-shutdown (RFC 6120 §4.9.3.17).</summary>
+    /// <summary>Closes every stream with system-shutdown (RFC 6120 §4.9.3.17) and refuses new ones.</summary>
     public void Shutdown()
     {
+        Connections.StopAdmitting();
         foreach (var stream in Connections.Snapshot()) stream.Close(StreamErrors.SystemShutdown, "the server is shutting down");
+    }
+
+    /// <summary>
+    /// Graceful stop: no new connections, every stream closed with system-shutdown, then waits until every stream
+    /// has ended and handled its end — stanzas queued but never written are re-routed, messages stored offline —
+    /// so nothing accepted is lost when storage closes next. Streams whose peers do not let go are dropped after
+    /// C2s:CloseTimeoutSeconds; <paramref name="timeout"/> bounds the whole wait.
+    /// </summary>
+    public async Task ShutdownAsync(TimeSpan timeout)
+    {
+        Shutdown();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        long closeDeadline = Options.C2s.CloseTimeoutSeconds * 1000L;
+        while (Connections.Count > 0 && clock.Elapsed < timeout)
+        {
+            await Task.Delay(20);
+            // Streams still closing late (a peer that stopped reading): no need to wait for the timer's next tick.
+            var now = Environment.TickCount64;
+            foreach (var stream in Connections.Snapshot())
+            {
+                if (clock.ElapsedMilliseconds >= closeDeadline) stream.Abort();
+                else stream.AbortIfCloseOverdue(now, closeDeadline);
+            }
+        }
+        if (Connections.Count > 0) Log.LogWarning("{Count} connections still ending after {Seconds} s; stopping anyway", Connections.Count, (int)timeout.TotalSeconds);
     }
 
     public async ValueTask DisposeAsync()

@@ -266,6 +266,7 @@ public static class StarlingConfiguration
         Positive(errors, "C2s:NegotiationTimeoutSeconds", o.C2s.NegotiationTimeoutSeconds);
         Positive(errors, "C2s:IdleTimeoutSeconds", o.C2s.IdleTimeoutSeconds);
         Positive(errors, "C2s:KeepaliveSeconds", o.C2s.KeepaliveSeconds);
+        Positive(errors, "C2s:CloseTimeoutSeconds", o.C2s.CloseTimeoutSeconds);
         Positive(errors, "C2s:MaxAuthFailures", o.C2s.MaxAuthFailures);
         Positive(errors, "Auth:AddressFreeFailures", o.Auth.AddressFreeFailures);
         Positive(errors, "Auth:AddressDelayMilliseconds", o.Auth.AddressDelayMilliseconds);
@@ -275,6 +276,9 @@ public static class StarlingConfiguration
         Positive(errors, "Auth:AccountMaxDelaySeconds", o.Auth.AccountMaxDelaySeconds);
         Positive(errors, "Auth:ForgetAfterSeconds", o.Auth.ForgetAfterSeconds);
         if (o.Auth.MaxTrackedEntries < 100) errors.Add($"Auth:MaxTrackedEntries must be at least 100 (is {o.Auth.MaxTrackedEntries.ToString(CultureInfo.InvariantCulture)})");
+        if (o.C2s.ReadBytesPerSecond < 0) errors.Add("C2s:ReadBytesPerSecond must be 0 (off) or more");
+        if (o.C2s.ReadBytesPerSecond > 0 && o.C2s.ReadBurstBytes < o.Limits.MaxStanzaBytes)
+            errors.Add($"C2s:ReadBurstBytes {o.C2s.ReadBurstBytes} must be at least Limits:MaxStanzaBytes ({o.Limits.MaxStanzaBytes}), or one stanza could not pass at once");
         // RFC 6120 §13.12: a server must accept stanzas of at least 10,000 bytes.
         if (o.Limits.MaxStanzaBytes < 10_000) errors.Add($"Limits:MaxStanzaBytes {o.Limits.MaxStanzaBytes} is below 10000, the minimum RFC 6120 §13.12 requires");
         Positive(errors, "Limits:MaxDepth", o.Limits.MaxDepth);
@@ -287,7 +291,11 @@ public static class StarlingConfiguration
         Positive(errors, "Limits:MaxNamespacesPerStanza", o.Limits.MaxNamespacesPerStanza);
         // The longest namespace of RFC 6120/6121 (urn:ietf:params:xml:ns:xmpp-streams) must fit, with room.
         if (o.Limits.MaxNamespaceBytes < 256) errors.Add($"Limits:MaxNamespaceBytes {o.Limits.MaxNamespaceBytes} is below 256");
-        Positive(errors, "Limits:MaxOutboundQueue", o.Limits.MaxOutboundQueue);
+        if (o.Limits.MaxOutboundQueueBytes < o.Limits.MaxStanzaBytes)
+            errors.Add($"Limits:MaxOutboundQueueBytes {o.Limits.MaxOutboundQueueBytes} must be at least Limits:MaxStanzaBytes ({o.Limits.MaxStanzaBytes})");
+        Positive(errors, "Limits:MaxConnections", o.Limits.MaxConnections);
+        Positive(errors, "Limits:MaxConnectionsPerAddress", o.Limits.MaxConnectionsPerAddress);
+        Positive(errors, "Limits:MaxUnauthenticatedConnections", o.Limits.MaxUnauthenticatedConnections);
         Positive(errors, "Limits:MaxResourcesPerUser", o.Limits.MaxResourcesPerUser);
         if (o.Limits.OfflineQuota < 0) errors.Add("Limits:OfflineQuota must be 0 or more");
         // Per-user storage quotas (issue #13).

@@ -66,11 +66,24 @@ public sealed class C2sOptions
     /// <summary>Seconds of outbound silence after which a whitespace keepalive is sent (RFC 6120 §4.6.1).</summary>
     public int KeepaliveSeconds { get; set; } = 60;
 
+    /// <summary>Seconds a closing stream may take to flush its close before the connection is dropped (a peer that stops reading cannot hold it open).</summary>
+    public int CloseTimeoutSeconds { get; set; } = 10;
+
     /// <summary>Offer SCRAM-*-PLUS over TLS with tls-server-end-point (RFC 5929) and, on TLS 1.3, tls-exporter (RFC 9266) channel binding (XEP-0440).</summary>
     public bool ChannelBinding { get; set; } = true;
 
     /// <summary>Failed SASL attempts allowed on one stream before it is closed (RFC 6120 §6.4.5 suggests 2–5).</summary>
     public int MaxAuthFailures { get; set; } = 3;
+
+    /// <summary>
+    /// Read budget of one connection on this listener, bytes per second (a token bucket, as Prosody's mod_limits and
+    /// ejabberd's shapers): past it the server stops reading that connection for a while, so TCP pushes back on a
+    /// flooder instead of it starving others. 0 turns the budget off.
+    /// </summary>
+    public int ReadBytesPerSecond { get; set; } = 256 * 1024;
+
+    /// <summary>Bytes a connection may send at once above its rate (the bucket's size); at least one stanza of Limits:MaxStanzaBytes.</summary>
+    public int ReadBurstBytes { get; set; } = 1024 * 1024;
 }
 
 /// <summary>
@@ -145,8 +158,24 @@ public sealed class LimitOptions
     /// <summary>Longest namespace URI accepted, in bytes.</summary>
     public int MaxNamespaceBytes { get; set; } = 1_024;
 
-    /// <summary>Stanzas queued for a client that reads too slowly before it is disconnected (queued messages are then re-routed, not lost).</summary>
-    public int MaxOutboundQueue { get; set; } = 10_000;
+
+    /// <summary>
+    /// Bytes queued for a client that reads too slowly before it is disconnected (queued messages are then re-routed,
+    /// not lost). Counted as an upper bound of the serialised size (XmppStream.EstimateBytes).
+    /// </summary>
+    public int MaxOutboundQueueBytes { get; set; } = 16 * 1024 * 1024;
+
+    /// <summary>Connections open at once, server-wide; past it new ones get a resource-constraint stream error.</summary>
+    public int MaxConnections { get; set; } = 100_000;
+
+    /// <summary>Connections open at once from one IPv4 address or one IPv6 /64; past it new ones get a policy-violation stream error.</summary>
+    public int MaxConnectionsPerAddress { get; set; } = 1_000;
+
+    /// <summary>Loopback clients (127.0.0.0/8, ::1: local proxies, load tests) are not counted against MaxConnectionsPerAddress.</summary>
+    public bool ExemptLoopbackFromAddressCap { get; set; } = true;
+
+    /// <summary>Connections that have not authenticated yet, server-wide; past it new ones get a resource-constraint stream error.</summary>
+    public int MaxUnauthenticatedConnections { get; set; } = 10_000;
 
     /// <summary>Offline messages kept per user (XEP-0160); past it senders get a service-unavailable error.</summary>
     public int OfflineQuota { get; set; } = 1_000;

@@ -26,6 +26,7 @@ public sealed class StarlingHost : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly List<ListenOptions> _c2sListeners;
     private readonly PosixSignalRegistration? _reloadSignal;
+    private int _disposed;
 
     private StarlingHost(WebApplication app, XmppServer server, List<ListenOptions> c2s)
     {
@@ -113,6 +114,7 @@ public sealed class StarlingHost : IAsyncDisposable
         var c2s = new List<ListenOptions>();
         builder.Services.AddSingleton(server);
         if (controlPath is not null) builder.Services.AddSingleton(new Control.ControlService(server));
+        builder.Services.AddSingleton<IHostedService>(new GracefulShutdown(server));
         builder.WebHost.UseKestrelCore();
         bool inline = UseInlineSocketCompletions();
         builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = inline);
@@ -159,11 +161,17 @@ public sealed class StarlingHost : IAsyncDisposable
     /// <summary>Waits until Ctrl+C / SIGTERM.</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => _app.WaitForShutdownAsync(cancellationToken);
 
+    /// <summary>
+    /// Graceful stop (SIGTERM, Ctrl+C, tests): new connections are refused with system-shutdown, every stream is closed
+    /// with system-shutdown and waited for — what was queued for clients but not written is re-routed or stored offline
+    /// (XmppServer.ShutdownAsync) — and only then are the listeners stopped and the database closed (which
+    /// checkpoints its WAL).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         _reloadSignal?.Dispose();
-        Server.Shutdown();
-        await Task.Delay(100);
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await Server.ShutdownAsync(TimeSpan.FromSeconds(Server.Options.C2s.CloseTimeoutSeconds + 5));
         using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5)))
         {
             await _app.StopAsync(cts.Token);
@@ -171,4 +179,25 @@ public sealed class StarlingHost : IAsyncDisposable
         await _app.DisposeAsync();
         await Server.DisposeAsync();
     }
+}
+
+/// <summary>
+/// SIGTERM / Ctrl+C stop the host, and the host stops Kestrel, which would wait for connections nobody closes and then
+/// drop them. Before any of that (IHostedLifecycleService.StoppingAsync runs ahead of every StopAsync), the streams are
+/// closed gracefully: system-shutdown to each client, undelivered messages stored (XmppServer.ShutdownAsync).
+/// </summary>
+internal sealed class GracefulShutdown(XmppServer server) : IHostedLifecycleService
+{
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) =>
+        server.ShutdownAsync(TimeSpan.FromSeconds(server.Options.C2s.CloseTimeoutSeconds + 5));
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

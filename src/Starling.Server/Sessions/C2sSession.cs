@@ -39,7 +39,7 @@ public sealed class C2sSession : XmppStream
     private byte[]? _exporterBinding;       // its RFC 9266 tls-exporter data, when offered
 
     public C2sSession(XmppServer server, ConnectionContext connection)
-        : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueue, Namespaces.Client)
+        : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueueBytes, Namespaces.Client, ReadBudget.For(server.Options.C2s))
     {
         _log = server.LoggerFactory.CreateLogger<C2sSession>();
         // Until a resource is bound only small negotiation elements are legitimate (HandleBind lifts the limit).
@@ -517,6 +517,7 @@ public sealed class C2sSession : XmppStream
         _username = local;
         _channelBindingTypes = null; // negotiation is over: nothing to keep per session
         _exporterBinding = null;
+        if (Slot is not null) Server.Connections.Authenticated(Slot);
         var success = new XmlElement("success", Namespaces.Sasl);
         if (serverFinal is not null) success.AddText(Convert.ToBase64String(serverFinal));
         Reply(success);

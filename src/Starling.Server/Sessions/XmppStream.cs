@@ -1,4 +1,3 @@
-using Starling.Server.Tls;
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net;
@@ -7,16 +6,24 @@ using System.Security.Authentication;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
+using Starling.Server.Configuration;
+using Starling.Server.Tls;
 using Starling.Server.Transport;
 using Starling.Xml;
 using Starling.Xmpp;
 
 namespace Starling.Server.Sessions;
 
+/// <summary>A connection's read budget: a token bucket of <paramref name="BurstBytes"/> refilled at <paramref name="BytesPerSecond"/> (0: no budget).</summary>
+public readonly record struct ReadBudget(int BytesPerSecond, int BurstBytes)
+{
+    public static ReadBudget For(C2sOptions c2s) => new(c2s.ReadBytesPerSecond, c2s.ReadBurstBytes);
+}
+
 /// <summary>
 /// The plumbing every XMPP stream shares (c2s now; s2s and components later): the Pipelines read loop feeding the
-/// incremental parser, a bounded outbound queue drained by a writer that runs only while there is something to
-/// write (an idle connection holds no writer task), STARTTLS, stream errors and closing.
+/// incremental parser (with a read budget), an outbound queue bounded by bytes drained by a writer that runs only
+/// while there is something to write (an idle connection holds no writer task), STARTTLS, stream errors and closing.
 /// Subclasses implement negotiation and stanza handling.
 /// </summary>
 public abstract class XmppStream
@@ -31,7 +38,15 @@ public abstract class XmppStream
     private bool _writing;   // a writer activation is running
     private bool _accepting = true; // false once the stream is ending: the writer then finishes the output
     private bool _finished;  // the output is complete; nothing more is written
-    private readonly int _maxQueue;
+    private long _queuedBytes; // EstimateBytes of what the ring holds
+    private readonly long _maxQueueBytes;
+    // Read budget (token bucket): bytes the peer may still send now; refilled from _budgetAt at _readRate bytes/s.
+    private readonly int _readRate;
+    private readonly int _readBurst;
+    private long _budget;
+    private long _budgetAt;
+    private long _closingSince; // Environment.TickCount64 when the stream started closing (for the close deadline)
+    private int _aborted;
     private PipeReader _input;
     private PipeWriter _output;
     private SslStream? _tls;
@@ -49,13 +64,17 @@ public abstract class XmppStream
     private readonly TaskCompletionSource _readDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _writerDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    protected XmppStream(XmppServer server, ConnectionContext connection, XmlLimits limits, int maxQueue, string defaultNamespace)
+    protected XmppStream(XmppServer server, ConnectionContext connection, XmlLimits limits, int maxQueueBytes, string defaultNamespace, ReadBudget readBudget = default)
     {
         Server = server;
         _connection = connection;
         _input = connection.Transport.Input;
         _output = connection.Transport.Output;
-        _maxQueue = maxQueue;
+        _maxQueueBytes = maxQueueBytes;
+        _readRate = readBudget.BytesPerSecond;
+        _readBurst = readBudget.BurstBytes;
+        _budget = _readBurst;
+        _budgetAt = Environment.TickCount64;
         DefaultNamespace = defaultNamespace;
         Parser = new XmlStreamParser(limits);
         StreamId = NewId();
@@ -91,6 +110,15 @@ public abstract class XmppStream
     public long LastSent { get; private set; }
 
     public long Opened { get; }
+
+    /// <summary>Bytes of the peer's stream consumed so far (what the read budget counts).</summary>
+    public long BytesRead { get; private set; }
+
+    /// <summary>How many times the read budget paused this connection's reads.</summary>
+    public int ReadPauses { get; private set; }
+
+    /// <summary>The caps this connection counts against (null for streams not admitted through a listener).</summary>
+    public ConnectionSlot? Slot { get; init; }
 
     protected abstract ILogger Log { get; }
 
@@ -135,14 +163,13 @@ public abstract class XmppStream
             // instead of being written into a connection nobody reads (nothing accepted is lost).
             _peerGone = true;
             _readDone.TrySetResult();
-            Interlocked.CompareExchange(ref _closeState, 1, 0);
+            BeginClosing();
             StopAccepting();
             // A peer that stopped reading can hold a flush forever: after a while, drop the connection.
-            if (!await CompletesWithinAsync(_writerDone.Task, TimeSpan.FromSeconds(10)))
-                _connection.Abort(new ConnectionAbortedException("peer does not read"));
+            if (!await CompletesWithinAsync(_writerDone.Task, CloseTimeout))
+                AbortConnection("peer does not read");
             await _writerDone.Task;
             Interlocked.Exchange(ref _closeState, 2);
-            Server.Connections.Unregister(this);
             var undelivered = new List<XmlElement>(_leftover);
             lock (_sync)
             {
@@ -150,6 +177,7 @@ public abstract class XmppStream
                 {
                     if (_ring[_head].Element is { } e) undelivered.Add(e);
                 }
+                _queuedBytes = 0;
             }
             try
             {
@@ -160,8 +188,13 @@ public abstract class XmppStream
                 Log.LogError(ex, "{Connection}: error while closing", ConnectionId);
             }
             _tls?.Dispose();
+            // Unregistered only now: shutdown waits for the registry to empty, so what OnClosedAsync re-routes
+            // (offline storage included) is written before the database is closed.
+            Server.Connections.Unregister(this);
         }
     }
+
+    private TimeSpan CloseTimeout => TimeSpan.FromSeconds(Server.Options.C2s.CloseTimeoutSeconds);
 
     private async Task ReadLoopAsync()
     {
@@ -169,6 +202,7 @@ public abstract class XmppStream
         {
             var result = await _input.ReadAsync();
             var buffer = result.Buffer;
+            long received = buffer.Length;
             if (!buffer.IsEmpty) LastReceived = Environment.TickCount64;
             bool stop = false;
             _corkThread = Environment.CurrentManagedThreadId;
@@ -204,7 +238,9 @@ public abstract class XmppStream
                 if (IsClosed || _upgradeRequested) stop = true;
             }
             Uncork();
+            long batch = received - buffer.Length;
             _input.AdvanceTo(buffer.Start, buffer.End);
+            BytesRead += batch;
             if (IsClosed) return;
             if (_upgradeRequested)
             {
@@ -213,7 +249,33 @@ public abstract class XmppStream
                 continue;
             }
             if (result.IsCompleted || result.IsCanceled) return;
+            if (_readRate > 0 && TakeFromBudget(batch) is var pauseMs and > 0)
+            {
+                // Over budget: stop reading for as long as the bucket takes to refill. Meanwhile the transport's
+                // input buffer fills, Kestrel stops reading the socket and TCP flow control slows the sender down;
+                // other connections' reads and deliveries go on. One timer only while over budget, none when idle.
+                ReadPauses++;
+                await Task.Delay(TimeSpan.FromMilliseconds(pauseMs));
+            }
         }
+    }
+
+    /// <summary>
+    /// Token bucket (as Prosody's mod_limits and ejabberd's shapers): takes <paramref name="bytes"/> from the budget,
+    /// refilled since the last batch, and returns how many milliseconds the reads must pause (0 while within budget).
+    /// </summary>
+    private long TakeFromBudget(long bytes)
+    {
+        long now = Environment.TickCount64;
+        long elapsed = now - _budgetAt;
+        if (elapsed > 0)
+        {
+            _budget = Math.Min(_readBurst, _budget + elapsed * _readRate / 1000);
+            _budgetAt = now;
+        }
+        _budget -= bytes;
+        if (_budget >= 0) return 0;
+        return Math.Min((-_budget * 1000 + _readRate - 1) / _readRate, 10_000);
     }
 
     /// <summary>
@@ -248,12 +310,12 @@ public abstract class XmppStream
     public bool Send(XmlElement element)
     {
         if (IsClosed) return false;
-        var result = Enqueue(new Outbound(element, null, null), closing: false);
+        var result = Enqueue(new Outbound(element, null, null, EstimateBytes(element)), closing: false);
         if (result == EnqueueResult.Full)
         {
             // A reader this slow cannot be served; cut it off rather than buffer without bound. What was queued
             // is handed back to OnClosedAsync and re-routed (shared/ARCHITECTURE.md §3).
-            Log.LogWarning("{Connection}: outbound queue full ({Max} stanzas); closing", ConnectionId, _maxQueue);
+            Log.LogWarning("{Connection}: outbound queue full ({Max} bytes); closing", ConnectionId, _maxQueueBytes);
             Abort();
         }
         return result == EnqueueResult.Queued;
@@ -263,7 +325,37 @@ public abstract class XmppStream
     protected bool SendRaw(byte[] bytes)
     {
         if (IsClosed) return false;
-        return Enqueue(new Outbound(null, bytes, null), closing: false) == EnqueueResult.Queued;
+        return Enqueue(new Outbound(null, bytes, null, bytes.Length + SlotBytes), closing: false) == EnqueueResult.Queued;
+    }
+
+    /// <summary>What a queue entry costs beyond its content (the ring slot and the element's objects).</summary>
+    private const int SlotBytes = 32;
+
+    /// <summary>
+    /// An upper bound of <paramref name="element"/>'s serialised size without serialising it: 3 bytes per UTF-16
+    /// code unit (the most UTF-8 needs for one), tag and attribute syntax counted generously. A walk over the tree
+    /// that only adds string lengths (no encoding, no escaping scan, no buffer), where the exact size would mean
+    /// serialising every stanza once more. Escaping (&amp;amp; and the like) is the one thing it does not bound: at
+    /// most 6 bytes per special character, which only a stanza of nothing but '&amp;' approaches.
+    /// </summary>
+    public static long EstimateBytes(XmlElement element) => SlotBytes + ElementBytes(element);
+
+    private static long ElementBytes(XmlElement e)
+    {
+        // <name xmlns='ns'> ... </name>
+        long n = 3 * (2L * e.Name.Length + e.Namespace.Length) + 16;
+        var attributes = e.Attributes;
+        for (int i = 0; i < attributes.Count; i++)
+        {
+            var a = attributes[i];
+            n += 3 * (a.Name.Length + a.Value.Length + a.Namespace.Length) + 8;
+        }
+        var children = e.Children;
+        for (int i = 0; i < children.Count; i++)
+        {
+            n += children[i] is XmlElement child ? ElementBytes(child) : 3L * ((XmlText)children[i]).Value.Length;
+        }
+        return n;
     }
 
     /// <summary>Sends our stream header (RFC 6120 §4.7) for <paramref name="from"/>.</summary>
@@ -289,7 +381,7 @@ public abstract class XmppStream
     /// <summary>Ends the stream with a stream error (RFC 6120 §4.9): header first if none was sent, then the error and the close tag.</summary>
     public void Close(string condition, string? text = null)
     {
-        if (Interlocked.CompareExchange(ref _closeState, 1, 0) != 0) return;
+        if (!BeginClosing()) return;
         Log.LogInformation("{Connection}: closing with stream error {Condition}{Text}", ConnectionId, condition, text is null ? "" : ": " + text);
         if (!_headerSent) SendHeaderForError();
         var error = StreamErrors.Create(condition, text);
@@ -302,7 +394,7 @@ public abstract class XmppStream
     /// <summary>Ends the stream without an error.</summary>
     public void CloseQuietly()
     {
-        if (Interlocked.CompareExchange(ref _closeState, 1, 0) != 0) return;
+        if (!BeginClosing()) return;
         if (!_headerSent) SendHeaderForError();
         Enqueue(new Outbound(null, "</stream:stream>"u8.ToArray(), null), closing: true);
         StopAccepting();
@@ -311,9 +403,39 @@ public abstract class XmppStream
     /// <summary>Drops the connection at once (slow reader, shutdown timeout).</summary>
     public void Abort()
     {
-        Interlocked.CompareExchange(ref _closeState, 1, 0);
-        _connection.Abort(new ConnectionAbortedException("aborted by server"));
+        BeginClosing();
+        AbortConnection("aborted by server");
         StopAccepting();
+    }
+
+    /// <summary>Moves the stream to closing; false if it already was. Starts the close deadline.</summary>
+    private bool BeginClosing()
+    {
+        if (Interlocked.CompareExchange(ref _closeState, 1, 0) != 0) return false;
+        Volatile.Write(ref _closingSince, Environment.TickCount64);
+        return true;
+    }
+
+    private void AbortConnection(string reason)
+    {
+        if (Interlocked.Exchange(ref _aborted, 1) != 0) return;
+        _connection.Abort(new ConnectionAbortedException(reason));
+    }
+
+    /// <summary>
+    /// Called by the server's timer: a stream that started closing more than <paramref name="deadlineMs"/> ago and
+    /// is still there (a peer that stopped reading holds the flush of our close, and may never send its own close
+    /// tag) loses its connection, so its socket and buffers are freed. Returns true if it aborted it.
+    /// </summary>
+    public bool AbortIfCloseOverdue(long now, long deadlineMs)
+    {
+        if (!IsClosed || Volatile.Read(ref _aborted) != 0) return false;
+        long since = Volatile.Read(ref _closingSince);
+        if (since == 0 || now - since < deadlineMs) return false;
+        Log.LogInformation("{Connection}: still not closed {Seconds} s after the close began; dropping the connection", ConnectionId, (now - since) / 1000);
+        AbortConnection("close deadline passed");
+        StopAccepting();
+        return true;
     }
 
     private void SendHeaderForError()
@@ -389,7 +511,10 @@ public abstract class XmppStream
         lock (_sync)
         {
             if (_finished || (!_accepting && !closing)) return EnqueueResult.Closed;
-            if (!closing && _count >= _maxQueue) return EnqueueResult.Full;
+            // Bounded by bytes, not stanzas (a count lets 10,000 stanzas of 256 KB pile up). An empty queue takes
+            // any one stanza, so a single large one never cuts off a client that reads.
+            if (!closing && _queuedBytes > 0 && _queuedBytes + item.Bytes > _maxQueueBytes) return EnqueueResult.Full;
+            _queuedBytes += item.Bytes;
             if (_count == _ring.Length)
             {
                 var bigger = new Outbound[Math.Max(4, _ring.Length * 2)];
@@ -445,6 +570,7 @@ public abstract class XmppStream
             _ring[_head] = default;
             _head = (_head + 1) % _ring.Length;
             _count--;
+            _queuedBytes -= item.Bytes;
             return true;
         }
     }
@@ -507,7 +633,7 @@ public abstract class XmppStream
             _finished = true;
             _writing = false;
         }
-        Interlocked.CompareExchange(ref _closeState, 1, 0);
+        BeginClosing();
         // Closing the output ends the connection; the read loop then sees the end of input.
         try
         {
@@ -520,7 +646,7 @@ public abstract class XmppStream
         }
         // RFC 6120 §4.4: give the peer a moment to send its own closing tag, then drop the connection. A peer that
         // closed first (or whose input ended) needs no wait: the common case then arms no timer and wakes no thread.
-        if (!_peerGone && !await CompletesWithinAsync(_readDone.Task, TimeSpan.FromSeconds(2))) _connection.Abort(new ConnectionAbortedException("stream closed"));
+        if (!_peerGone && !await CompletesWithinAsync(_readDone.Task, TimeSpan.FromSeconds(2))) AbortConnection("stream closed");
         _writerDone.TrySetResult();
     }
 
@@ -552,7 +678,8 @@ public abstract class XmppStream
         Log.LogInformation("{Connection} {Direction} {Xml}", ConnectionId, direction, XmlRedaction.Redact(element));
     }
 
-    private readonly record struct Outbound(XmlElement? Element, byte[]? Raw, Barrier? Barrier);
+    /// <summary>A queue entry; <paramref name="Bytes"/> is what it counts against the queue's bound (0 for the close itself).</summary>
+    private readonly record struct Outbound(XmlElement? Element, byte[]? Raw, Barrier? Barrier, long Bytes = 0);
 
     private sealed class Barrier
     {

@@ -8,7 +8,8 @@ public sealed class SlowReaderTests
     [Fact]
     public async Task A_client_that_stops_reading_is_cut_off_and_its_queued_messages_go_to_offline_storage()
     {
-        await using var server = await TestServer.StartWithAliceAndBobAsync("--Limits:MaxOutboundQueue=20", "--Limits:OfflineQuota=100000");
+        await using var server = await TestServer.StartWithAliceAndBobAsync("--Limits:MaxOutboundQueueBytes=300000", "--Limits:OfflineQuota=100000",
+            "--C2s:ReadBytesPerSecond=0"); // alice sends 16 MB as fast as she can: a flood the read budget would slow down
         await server.LoginAsync("bob", "slow"); // and never reads again
         var alice = await server.LoginAsync("alice", "fast");
         var bob = Jid.Parse("bob@localhost");

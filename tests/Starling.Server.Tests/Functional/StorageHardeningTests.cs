@@ -57,7 +57,7 @@ public sealed partial class StorageHardeningTests
     public async Task Rerouting_a_cut_off_sessions_queue_goes_on_past_a_message_that_fails_to_store()
     {
         FaultyStorage? faulty = null;
-        await using var server = await TestServer.StartAsync(s => faulty = new FaultyStorage(s), "--Limits:MaxOutboundQueue=20", "--Limits:OfflineQuota=100000", "--Limits:OfflineQuotaBytes=100000000");
+        await using var server = await TestServer.StartAsync(s => faulty = new FaultyStorage(s), "--Limits:MaxOutboundQueueBytes=262144", "--C2s:ReadBytesPerSecond=0", "--Limits:OfflineQuota=100000", "--Limits:OfflineQuotaBytes=100000000");
         await server.AddUserAsync("alice");
         await server.AddUserAsync("bob");
         faulty!.OfflineFault = xml => xml.Contains("poison", StringComparison.Ordinal) ? 5 : null;
@@ -66,7 +66,7 @@ public sealed partial class StorageHardeningTests
         var bob = Jid.Parse("bob@localhost");
         var padding = new string('x', 4000);
 
-        // Every tenth message fails to store. Enough to fill the loopback buffers, then bob's queue of 20 stanzas: the
+        // Every tenth message fails to store. Enough to fill the loopback buffers, then bob's queue (256 KiB, some 20 of these stanzas): the
         // queue is re-routed to offline storage when bob is cut off, poisoned messages among it.
         int sent = 0;
         for (; sent < 4000 && server.Server.Sessions.GetSessions(bob).Length > 0; sent++)

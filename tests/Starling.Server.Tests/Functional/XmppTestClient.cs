@@ -93,9 +93,12 @@ public sealed class XmppTestClient : IAsyncDisposable
         await SendBytesAsync(Encoding.UTF8.GetBytes(xml));
     }
 
+    /// <summary>How long one send may wait for the server to take the bytes (a throttled flooder waits longer).</summary>
+    public TimeSpan SendTimeout { get; set; } = DefaultTimeout;
+
     public async Task SendBytesAsync(byte[] bytes)
     {
-        using var cts = new CancellationTokenSource(DefaultTimeout);
+        using var cts = new CancellationTokenSource(SendTimeout);
         await _stream.WriteAsync(bytes, cts.Token);
         await _stream.FlushAsync(cts.Token);
     }
