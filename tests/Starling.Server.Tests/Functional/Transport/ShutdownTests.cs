@@ -36,7 +36,7 @@ public sealed class ShutdownTests
         }
         connection.Close();
         await using var storage = new Starling.Server.Storage.Sqlite.SqliteStorage(database);
-        var stored = await storage.Offline.LoadAsync("localhost", "bob");
+        var stored = await storage.Offline.LoadPageAsync("localhost", "bob", 0, 100_000);
         Assert.True(stored.Count > 0, "no message queued for the client that did not read was stored offline");
         // The tail of the conversation is what was still queued: the last message is there.
         Assert.Contains(stored, m => m.Xml.Contains($"id=\"s{Count - 1}\"", StringComparison.Ordinal) || m.Xml.Contains($"id='s{Count - 1}'", StringComparison.Ordinal));
