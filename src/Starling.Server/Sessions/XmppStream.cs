@@ -40,6 +40,7 @@ public abstract class XmppStream
     private bool _finished;  // the output is complete; nothing more is written
     private long _queuedBytes; // EstimateBytes of what the ring holds
     private readonly long _maxQueueBytes;
+    private TaskCompletionSource? _roomWaiter; // a producer waiting for the queue to drain to half (WaitForQueueRoomAsync)
     // Read budget (token bucket): bytes the peer may still send now; refilled from _budgetAt at _readRate bytes/s.
     private readonly int _readRate;
     private readonly int _readBurst;
@@ -531,12 +532,51 @@ public abstract class XmppStream
         return EnqueueResult.Queued;
     }
 
+    /// <summary>True while the outbound queue holds at most half its byte bound: room for another large stanza.</summary>
+    public bool HasQueueRoom
+    {
+        get
+        {
+            lock (_sync) return _queuedBytes <= _maxQueueBytes / 2;
+        }
+    }
+
+    /// <summary>
+    /// For a producer of a long run of stanzas to this one client (offline delivery): waits until the outbound queue is
+    /// at most half full, so the run is paced by the client's reading instead of cutting it off as a slow reader. True
+    /// when there is room; false when the stream ended or the queue did not drain within <paramref name="timeout"/>
+    /// (a client that stopped reading: the producer keeps the rest for later).
+    /// </summary>
+    public async Task<bool> WaitForQueueRoomAsync(TimeSpan timeout)
+    {
+        Task room;
+        lock (_sync)
+        {
+            if (_finished || !_accepting) return false;
+            if (_queuedBytes <= _maxQueueBytes / 2) return true;
+            _roomWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            room = _roomWaiter.Task;
+        }
+        if (!await CompletesWithinAsync(room, timeout)) return false;
+        lock (_sync) return !_finished && _accepting;
+    }
+
+    /// <summary>Wakes a producer waiting for queue room (called under the lock).</summary>
+    private void ReleaseRoomWaiter()
+    {
+        var waiter = _roomWaiter;
+        if (waiter is null) return;
+        _roomWaiter = null;
+        waiter.TrySetResult();
+    }
+
     /// <summary>No more stanzas are accepted; the writer drains what is queued, then completes the output.</summary>
     private void StopAccepting()
     {
         bool start;
         lock (_sync)
         {
+            ReleaseRoomWaiter();
             _accepting = false;
             start = !_writing && !_finished;
             _writing = true;
@@ -571,6 +611,7 @@ public abstract class XmppStream
             _head = (_head + 1) % _ring.Length;
             _count--;
             _queuedBytes -= item.Bytes;
+            if (_queuedBytes <= _maxQueueBytes / 2) ReleaseRoomWaiter();
             return true;
         }
     }
@@ -629,6 +670,7 @@ public abstract class XmppStream
     {
         lock (_sync)
         {
+            ReleaseRoomWaiter();
             _accepting = false;
             _finished = true;
             _writing = false;

@@ -45,6 +45,32 @@ public sealed class OfflineTests
     }
 
     [Fact]
+    public async Task A_backlog_larger_than_the_outbound_queue_is_delivered_whole_to_a_client_that_reads()
+    {
+        // 120 stored messages of ~10 KB: several times the 300 KB queue bound. Delivered all at once they would get bob
+        // cut off as a slow reader at every login (and the backlog stored again); paced by his reading, all arrive.
+        await using var server = await TestServer.StartWithAliceAndBobAsync(
+            "--Limits:MaxOutboundQueueBytes=300000", "--C2s:ReadBytesPerSecond=0", "--Limits:OfflineQuota=1000");
+        var alice = await server.LoginAsync("alice", "a");
+        var padding = new string('p', 10_000);
+        const int Count = 120;
+        for (int i = 0; i < Count; i++)
+            await alice.SendAsync($"<message to='bob@localhost' type='chat' id='b{i}'><body>{i} {padding}</body></message>");
+        await alice.SyncAsync();
+        alice.AssertNoPending(e => e.GetAttribute("type") == "error", "an error for a stored message");
+        Assert.Equal(Count, await server.Server.Storage.Offline.CountAsync(TestServer.Domain, "bob"));
+
+        var bob = await server.LoginAsync("bob", "b");
+        for (int i = 0; i < Count; i++)
+        {
+            var message = await bob.ExpectAsync(e => e.Name == "message", $"offline message {i}");
+            Assert.Equal($"b{i}", message.GetAttribute("id"));
+        }
+        await bob.SyncAsync(); // still connected: not cut off
+        Assert.Equal(0, await server.Server.Storage.Offline.CountAsync(TestServer.Domain, "bob"));
+    }
+
+    [Fact]
     public async Task Offline_messages_go_to_the_first_non_negative_resource_only()
     {
         await using var server = await TestServer.StartWithAliceAndBobAsync();

@@ -25,6 +25,9 @@ public sealed class OfflineModule : IModule
     /// <summary>Messages read from storage at a time when delivering.</summary>
     internal const int PageSize = 50;
 
+    /// <summary>How long delivery waits for a client to read before it leaves the rest of the backlog stored.</summary>
+    private static readonly TimeSpan QueueRoomTimeout = TimeSpan.FromSeconds(30);
+
     // One delivery at a time per account (two resources coming online together must not both get the messages):
     // a fixed set of striped locks, so the set does not grow with the number of accounts ever seen.
     private readonly SemaphoreSlim[] _deliveryLocks = CreateLocks(64);
@@ -153,6 +156,10 @@ public sealed class OfflineModule : IModule
                         // Rows stored before the delay was stamped at store time (schema version 1).
                         message = WithDelay(message, jid.Domain, stored.StoredAt);
                     }
+                    // Paced by the client's reading: a backlog larger than the outbound queue's byte bound must not get
+                    // the client cut off as a slow reader (and the backlog re-stored) at every login. A client that stops
+                    // reading keeps the rest stored for its next session.
+                    if (!session.HasQueueRoom && !await session.WaitForQueueRoomAsync(QueueRoomTimeout)) { closing = true; break; }
                     if (!session.Deliver(message)) { closing = true; break; } // session closing: the rest stays stored
                     delivered.Add(stored.Id);
                 }
