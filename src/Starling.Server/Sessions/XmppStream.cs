@@ -339,22 +339,62 @@ public abstract class XmppStream
     /// serialising every stanza once more. Escaping (&amp;amp; and the like) is the one thing it does not bound: at
     /// most 6 bytes per special character, which only a stanza of nothing but '&amp;' approaches.
     /// </summary>
-    public static long EstimateBytes(XmlElement element) => SlotBytes + ElementBytes(element);
-
-    private static long ElementBytes(XmlElement e)
+    /// <remarks>
+    /// Namespaces follow XmlWriter's rules (each declared once per scope): a namespace is counted where an element's
+    /// differs from its parent's, a long one (over XmlWriter's short-namespace size) only the first time in the
+    /// stanza plus the writer's budget for its repeated default declarations, later uses as a prefix. Counting the URI
+    /// on every element instead would let a 250 KB stanza of 9,000 children under one long namespace weigh 27 MB
+    /// here, and get the client it is sent to cut off as a slow reader.
+    /// </remarks>
+    public static long EstimateBytes(XmlElement element)
     {
-        // <name xmlns='ns'> ... </name>
-        long n = 3 * (2L * e.Name.Length + e.Namespace.Length) + 16;
+        var seen = t_seenNamespaces ??= new string[MaxTrackedNamespaces];
+        int count = 0;
+        try
+        {
+            return SlotBytes + ElementBytes(element, null, seen, ref count);
+        }
+        finally
+        {
+            Array.Clear(seen, 0, count);
+        }
+    }
+
+    private const int MaxTrackedNamespaces = 64; // the parser's default Limits:MaxNamespacesPerStanza
+    private const int ShortNamespace = 19;       // XmlWriter.ShortNamespaceBytes
+    private const int RepeatBudget = 88;         // XmlWriter.RepeatedDeclarationBudget
+    private const int PrefixBytes = 8;           // "nNN:" on a start and an end tag
+
+    [ThreadStatic]
+    private static string[]? t_seenNamespaces;
+
+    private static long NamespaceBytes(string ns, string[] seen, ref int count)
+    {
+        if (ns.Length <= ShortNamespace) return 3L * ns.Length + 10;
+        for (int i = 0; i < count; i++)
+        {
+            if (ReferenceEquals(seen[i], ns) || string.Equals(seen[i], ns, StringComparison.Ordinal)) return PrefixBytes;
+        }
+        if (count < seen.Length) seen[count++] = ns;
+        return 3L * ns.Length + 16 + RepeatBudget;
+    }
+
+    private static long ElementBytes(XmlElement e, string? parentNs, string[] seen, ref int count)
+    {
+        // <p:name xmlns='ns'> ... </p:name>
+        long n = 3 * 2L * e.Name.Length + 16 + PrefixBytes;
+        if (!string.Equals(e.Namespace, parentNs, StringComparison.Ordinal)) n += NamespaceBytes(e.Namespace, seen, ref count);
         var attributes = e.Attributes;
         for (int i = 0; i < attributes.Count; i++)
         {
             var a = attributes[i];
-            n += 3 * (a.Name.Length + a.Value.Length + a.Namespace.Length) + 8;
+            n += 3 * (a.Name.Length + a.Value.Length) + 8;
+            if (a.Namespace.Length > 0) n += NamespaceBytes(a.Namespace, seen, ref count) + PrefixBytes;
         }
         var children = e.Children;
         for (int i = 0; i < children.Count; i++)
         {
-            n += children[i] is XmlElement child ? ElementBytes(child) : 3L * ((XmlText)children[i]).Value.Length;
+            n += children[i] is XmlElement child ? ElementBytes(child, e.Namespace, seen, ref count) : 3L * ((XmlText)children[i]).Value.Length;
         }
         return n;
     }

@@ -48,4 +48,29 @@ public sealed class OutboundQueueBytesTests
         Assert.True(estimate >= written, $"estimate {estimate} < serialised {written}");
         Assert.True(estimate < 4 * written + 200, $"estimate {estimate} is far above serialised {written}");
     }
+
+    [Theory]
+    [InlineData(9_000, 1_000, 1)]   // one long namespace on thousands of children: the writer declares it once
+    [InlineData(2_000, 300, 2)]     // two long namespaces alternating
+    [InlineData(500, 10, 3)]        // short namespaces, re-declared on every element
+    [InlineData(300, 200, 70)]      // more distinct namespaces than the estimate tracks
+    public void The_queue_estimate_follows_the_writer_for_namespace_heavy_stanzas(int children, int uriLength, int distinct)
+    {
+        var message = new XmlElement("message", Namespaces.Client);
+        message.SetAttribute("to", "bob@localhost").SetAttribute("id", "ns");
+        var namespaces = new string[distinct];
+        for (int i = 0; i < distinct; i++) namespaces[i] = "urn:" + i.ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + new string('n', uriLength);
+        for (int i = 0; i < children; i++)
+        {
+            var ns = namespaces[i % distinct];
+            var child = message.AddElement("x", ns);
+            child.SetAttribute("a", "1", namespaces[(i + 1) % distinct]);
+            child.AddElement("y", ns).AddText("t");
+        }
+        long written = XmlWriter.ToUtf8(message, Namespaces.Client).Length;
+        long estimate = XmppStream.EstimateBytes(message);
+        Assert.True(estimate >= written, $"estimate {estimate} < serialised {written}");
+        // Not the URI per element (9,000 x 3,000 bytes): a small multiple of what is written, or of the URIs once each.
+        Assert.True(estimate < 8 * written + 3L * distinct * uriLength * (distinct > 64 ? children : 1), $"estimate {estimate} is far above serialised {written}");
+    }
 }
