@@ -12,32 +12,14 @@ namespace Starling.Cli.Tests;
 public sealed class CliTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("starling-cli-");
+    private readonly StarlingProcess _starling;
+
+    public CliTests() => _starling = new StarlingProcess(_dir.FullName);
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    private async Task<(int Exit, string Out, string Err)> RunAsync(string? stdin, params string[] args)
-    {
-        var dll = Path.Combine(AppContext.BaseDirectory, "starling.dll");
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = _dir.FullName,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(dll);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("STARLING_", StringComparison.OrdinalIgnoreCase)).ToList()) psi.Environment.Remove(key);
-        using var p = Process.Start(psi)!;
-        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
-        p.StandardInput.Close();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await p.WaitForExitAsync(cts.Token);
-        return (p.ExitCode, await stdout, await stderr);
-    }
+    private Task<(int Exit, string Out, string Err)> RunAsync(string? stdin, params string[] args) =>
+        _starling.RunWithAsync(stdin, null, args);
 
     [Fact]
     public async Task Version_prints_the_version()

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -14,64 +13,21 @@ namespace Starling.Cli.Tests;
 public sealed class CrashDurabilityTests : IDisposable
 {
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("starling-crash-");
+    private readonly StarlingProcess _starling;
+
+    public CrashDurabilityTests() => _starling = new StarlingProcess(_dir.FullName);
 
     public void Dispose() => _dir.Delete(recursive: true);
 
-    private ProcessStartInfo Starling(params string[] args)
-    {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = _dir.FullName,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "starling.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("STARLING_", StringComparison.OrdinalIgnoreCase)).ToList()) psi.Environment.Remove(key);
-        return psi;
-    }
+    private async Task AddUserAsync(string jid) =>
+        Assert.Equal(0, (await _starling.RunWithAsync("pw\n", null, "adduser", jid, "--password-stdin")).Exit);
 
-    private async Task AddUserAsync(string jid)
-    {
-        using var p = Process.Start(Starling("adduser", jid, "--password-stdin"))!;
-        await p.StandardInput.WriteAsync("pw\n");
-        p.StandardInput.Close();
-        await p.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        Assert.Equal(0, p.ExitCode);
-    }
-
-    private async Task<Process> StartAsync(int port)
-    {
-        var server = Process.Start(Starling(
-            "start",
-            "--C2s:Port=" + port.ToString(CultureInfo.InvariantCulture),
-            "--C2s:Addresses:0=127.0.0.1",
-            "--Hosts:0:Name=localhost",
-            "--Hosts:0:RequireEncryption=false",
-            "--Hosts:0:AllowPlainWithoutTls=true"))!;
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        server.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data?.StartsWith("ready in", StringComparison.Ordinal) == true) ready.TrySetResult();
-        };
-        server.ErrorDataReceived += (_, _) => { };
-        server.BeginOutputReadLine();
-        server.BeginErrorReadLine();
-        await ready.Task.WaitAsync(TimeSpan.FromSeconds(60));
-        return server;
-    }
+    private Task<Process> StartAsync(int port) => _starling.StartServerProcessAsync(port, "--Hosts:0:AllowPlainWithoutTls=true");
 
     [Fact]
     public async Task Offline_messages_acknowledged_before_a_sigkill_are_delivered_after_restart()
     {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        }
+        int port = StarlingProcess.FreePort();
 
         await AddUserAsync("alice@localhost");
         await AddUserAsync("bob@localhost");

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -17,6 +16,9 @@ public sealed class ShutdownTests : IDisposable
 {
     private const int Sigterm = 15;
     private readonly DirectoryInfo _dir = Directory.CreateTempSubdirectory("starling-stop-");
+    private readonly StarlingProcess _starling;
+
+    public ShutdownTests() => _starling = new StarlingProcess(_dir.FullName);
 
     public void Dispose() => _dir.Delete(recursive: true);
 
@@ -28,10 +30,10 @@ public sealed class ShutdownTests : IDisposable
     {
         if (!OperatingSystem.IsLinux()) return;
         foreach (var user in new[] { "alice", "bob" })
-            Assert.Equal(0, (await RunAsync("pw\n", "adduser", user + "@localhost", "--password-stdin")).Exit);
-        int port = FreePort();
+            Assert.Equal(0, (await _starling.RunWithAsync("pw\n", null, "adduser", user + "@localhost", "--password-stdin")).Exit);
+        int port = StarlingProcess.FreePort();
 
-        using (var server = StartServer(port))
+        using (var server = await StartServer(port))
         {
             var alice = await RawClient.LoginAsync(port, "alice");
             // bob reads nothing after logging in, through a tiny receive window: what is sent to him stays queued.
@@ -68,7 +70,7 @@ public sealed class ShutdownTests : IDisposable
         }
 
         // After a restart bob gets, from offline storage, the tail he never received: the last message included.
-        using (var server = StartServer(port))
+        using (var server = await StartServer(port))
         {
             var bob = await RawClient.LoginAsync(port, "bob");
             var text = await bob.ReadUntilAsync($"id=\"q{299}\"", TimeSpan.FromSeconds(20));
@@ -81,71 +83,13 @@ public sealed class ShutdownTests : IDisposable
         }
     }
 
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-
-    private Process StartServer(int port)
-    {
-        var psi = Psi();
-        psi.ArgumentList.Add("start");
-        psi.ArgumentList.Add("--C2s:Port=" + port.ToString(CultureInfo.InvariantCulture));
-        psi.ArgumentList.Add("--C2s:Addresses:0=127.0.0.1");
-        psi.ArgumentList.Add("--Hosts:0:Name=localhost");
-        psi.ArgumentList.Add("--Hosts:0:RequireEncryption=false");
-        psi.ArgumentList.Add("--Hosts:0:AllowPlainWithoutTls=true");
-        psi.ArgumentList.Add("--C2s:ReadBytesPerSecond=0");
-        psi.ArgumentList.Add("--C2s:CloseTimeoutSeconds=2");
-        psi.ArgumentList.Add("--Limits:MaxOutboundQueueBytes=64000000");
-        psi.ArgumentList.Add("--Limits:OfflineQuota=100000");
-        var server = Process.Start(psi)!;
-        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        server.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data?.StartsWith("ready in", StringComparison.Ordinal) == true) ready.TrySetResult();
-        };
-        server.ErrorDataReceived += (_, _) => { };
-        server.BeginOutputReadLine();
-        server.BeginErrorReadLine();
-        if (!ready.Task.Wait(TimeSpan.FromSeconds(30)))
-        {
-            server.Kill(entireProcessTree: true);
-            Assert.Fail("the server did not start");
-        }
-        return server;
-    }
-
-    private ProcessStartInfo Psi()
-    {
-        var psi = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = _dir.FullName,
-            RedirectStandardInput = true,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "starling.dll"));
-        foreach (var key in psi.Environment.Keys.Where(k => k.StartsWith("STARLING_", StringComparison.OrdinalIgnoreCase)).ToList()) psi.Environment.Remove(key);
-        return psi;
-    }
-
-    private async Task<(int Exit, string Out, string Err)> RunAsync(string? stdin, params string[] args)
-    {
-        var psi = Psi();
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        if (stdin is not null) await p.StandardInput.WriteAsync(stdin);
-        p.StandardInput.Close();
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await p.WaitForExitAsync(cts.Token);
-        return (p.ExitCode, await stdout, await stderr);
-    }
+    private Task<Process> StartServer(int port) => _starling.StartServerProcessAsync(
+        port,
+        "--Hosts:0:AllowPlainWithoutTls=true",
+        "--C2s:ReadBytesPerSecond=0",
+        "--C2s:CloseTimeoutSeconds=2",
+        "--Limits:MaxOutboundQueueBytes=64000000",
+        "--Limits:OfflineQuota=100000");
 
     /// <summary>A plaintext client that logs in with SASL PLAIN and reads text (enough for this test).</summary>
     private sealed class RawClient : IDisposable

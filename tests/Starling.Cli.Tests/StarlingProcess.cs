@@ -57,18 +57,31 @@ public sealed class StarlingProcess
 
     public Task<(int Exit, string Out, string Err)> RunAsync(params string[] args) => RunWithAsync(null, null, args);
 
+    /// <summary>A loopback TCP port that was free a moment ago.</summary>
+    public static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+
     /// <summary>
     /// Starts `starling start` on a free loopback port with plaintext allowed (the tests' clients do not need TLS)
     /// and waits for "ready". Returns the c2s endpoint; the process is killed by <see cref="StopServersAsync"/>.
     /// </summary>
     public async Task<IPEndPoint> StartServerAsync(params string[] extra)
     {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        }
+        int port = FreePort();
+        await StartServerProcessAsync(port, extra);
+        return new IPEndPoint(IPAddress.Loopback, port);
+    }
+
+    /// <summary>
+    /// As <see cref="StartServerAsync"/>, on a given port (a restart can reuse it), <paramref name="extra"/> --Key=Value
+    /// overrides last; returns the process, for a test that signals or kills it itself.
+    /// </summary>
+    public async Task<Process> StartServerProcessAsync(int port, params string[] extra)
+    {
         string[] args = ["start", "--C2s:Port=" + port.ToString(CultureInfo.InvariantCulture), "--C2s:Addresses:0=127.0.0.1", "--Hosts:0:Name=localhost", "--Hosts:0:RequireEncryption=false", .. extra];
         var server = Process.Start(StartInfo(args, null))!;
         _servers.Add(server);
@@ -91,7 +104,7 @@ public sealed class StarlingProcess
         server.BeginOutputReadLine();
         server.BeginErrorReadLine();
         await ready.Task.WaitAsync(TimeSpan.FromSeconds(60));
-        return new IPEndPoint(IPAddress.Loopback, port);
+        return server;
     }
 
     /// <summary>Runs a Python snippet as another uid and gid (setpriv, numeric), for what a foreign local user could do.</summary>
