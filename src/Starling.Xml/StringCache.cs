@@ -75,12 +75,23 @@ internal sealed class StringCache
             var common = Seeded[hash & (SeededSize - 1)];
             if (common is not null && value.SequenceEqual(common)) return common;
         }
-        _local ??= new string?[LocalSize];
-        ref var slot = ref _local[hash & (LocalSize - 1)];
-        var cached = slot;
-        if (cached is not null && value.SequenceEqual(cached)) return cached;
+        // Two-way: a value may sit in either slot of its pair, so two strings of one conversation whose hashes share a
+        // slot (string hashing is randomised per process: 1 run in 64 for any two) do not evict each other per stanza.
+        var local = _local ??= new string?[LocalSize];
+        int i = hash & (LocalSize - 1);
+        var first = local[i];
+        if (first is not null && value.SequenceEqual(first)) return first;
+        int j = i ^ 1;
+        var second = local[j];
+        if (second is not null && value.SequenceEqual(second)) return second;
         var s = value.ToString();
-        slot = s;
+        if (first is null) local[i] = s;
+        else if (second is null) local[j] = s;
+        else
+        {
+            local[j] = first; // the older of the two leaves
+            local[i] = s;
+        }
         return s;
     }
 }

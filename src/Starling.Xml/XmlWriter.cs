@@ -239,7 +239,10 @@ public static class XmlWriter
             int next = 0;
             for (int i = 0; i < _count; i++)
             {
-                bool hoisted = _defaultDeclarations[i] >= 2 && !KeepsDefaultDeclarations(_ns[i]!, _defaultDeclarations[i]);
+                // A namespace that both elements and attributes use gets one prefix for both, unless it is short: a
+                // default declaration beside the attributes' prefix would write a long (maybe escaping-heavy) URI twice.
+                bool hoisted = (_defaultDeclarations[i] >= 2 && !KeepsDefaultDeclarations(_ns[i]!, _defaultDeclarations[i]))
+                    || (_defaultDeclarations[i] >= 1 && _attributeElements[i] >= 1 && EscapedAttributeBytes(_ns[i]!) > ShortNamespaceBytes);
                 _hoisted[i] = hoisted;
                 if (!hoisted && _attributeElements[i] == 0) continue;
                 _prefixed[i] = true;

@@ -242,6 +242,28 @@ public class ParserTests
     }
 
     [Fact]
+    public void Two_values_whose_hashes_share_a_cache_slot_are_both_kept()
+    {
+        // String hashing is randomised per process: find, in this process, a value that lands in the slot of "a@b".
+        const int Slots = 64;
+        int target = string.GetHashCode("a@b".AsSpan()) & (Slots - 1);
+        string other = "";
+        for (int n = 0; ; n++)
+        {
+            other = "v" + n.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if ((string.GetHashCode(other.AsSpan()) & (Slots - 1)) == target) break;
+        }
+        var cache = new StringCache(seeded: false);
+        var a = cache.Get("a@b");
+        var b = cache.Get(other);
+        for (int i = 0; i < 3; i++)
+        {
+            Assert.Same(a, cache.Get("a@b"));
+            Assert.Same(b, cache.Get(other));
+        }
+    }
+
+    [Fact]
     public void Common_names_are_not_allocated_per_stanza()
     {
         var parser = new XmlStreamParser();

@@ -38,6 +38,30 @@ public class WriterBoundTests
 
     private static string Repeat(string s, int n) => new StringBuilder(s.Length * n).Insert(0, s, n).ToString();
 
+    /// <summary>
+    /// Found by the property below (CI, seed 17423498767261910083): a quote-heavy namespace used by one element and by
+    /// attributes elsewhere was declared twice, as the attributes' prefix and as the element's default, each quote
+    /// escaped to six bytes.
+    /// </summary>
+    [Theory]
+    [InlineData("\"", 278)]
+    [InlineData("u", 1_000)]
+    public void A_namespace_used_by_an_element_and_by_attributes_is_declared_once(string uriChar, int uriLength)
+    {
+        var uri = "urn:" + Repeat(uriChar, uriLength);
+        var received = $"<message xmlns='jabber:client' xmlns:p='{uri}'><w xmlns='urn:w'><p:v><w xmlns='urn:w'><x p:a='1'/><x p:a='1'/><x p:a='1'/></w></p:v></w></message>";
+        AssertBounded(received, "element and attribute namespace");
+        var written = XmlWriter.ToXmlString(XmlStreamParser.ParseElement(received), "jabber:client");
+        Assert.Equal(1, CountOccurrences(written, uriChar == "\"" ? "urn:&quot;" : "urn:u"));
+    }
+
+    private static int CountOccurrences(string text, string part)
+    {
+        int n = 0;
+        for (int i = text.IndexOf(part, StringComparison.Ordinal); i >= 0; i = text.IndexOf(part, i + part.Length, StringComparison.Ordinal)) n++;
+        return n;
+    }
+
     [Fact]
     public void Long_namespace_on_20000_prefixed_children_is_written_once()
     {
