@@ -333,71 +333,10 @@ public abstract class XmppStream
     private const int SlotBytes = 32;
 
     /// <summary>
-    /// An upper bound of <paramref name="element"/>'s serialised size without serialising it: 3 bytes per UTF-16
-    /// code unit (the most UTF-8 needs for one), tag and attribute syntax counted generously. A walk over the tree
-    /// that only adds string lengths (no encoding, no escaping scan, no buffer), where the exact size would mean
-    /// serialising every stanza once more. Escaping (&amp;amp; and the like) is the one thing it does not bound: at
-    /// most 6 bytes per special character, which only a stanza of nothing but '&amp;' approaches.
+    /// What a queued stanza counts against the byte bound: an upper bound of its serialised size without serialising
+    /// it (<see cref="XmlWriter.MaxSerializedBytes"/>, which follows the writer's namespace rules), plus the slot.
     /// </summary>
-    /// <remarks>
-    /// Namespaces follow XmlWriter's rules (each declared once per scope): a namespace is counted where an element's
-    /// differs from its parent's, a long one (over XmlWriter's short-namespace size) only the first time in the
-    /// stanza plus the writer's budget for its repeated default declarations, later uses as a prefix. Counting the URI
-    /// on every element instead would let a 250 KB stanza of 9,000 children under one long namespace weigh 27 MB
-    /// here, and get the client it is sent to cut off as a slow reader.
-    /// </remarks>
-    public static long EstimateBytes(XmlElement element)
-    {
-        var seen = t_seenNamespaces ??= new string[MaxTrackedNamespaces];
-        int count = 0;
-        try
-        {
-            return SlotBytes + ElementBytes(element, null, seen, ref count);
-        }
-        finally
-        {
-            Array.Clear(seen, 0, count);
-        }
-    }
-
-    private const int MaxTrackedNamespaces = 64; // the parser's default Limits:MaxNamespacesPerStanza
-    private const int ShortNamespace = 19;       // XmlWriter.ShortNamespaceBytes
-    private const int RepeatBudget = 88;         // XmlWriter.RepeatedDeclarationBudget
-    private const int PrefixBytes = 8;           // "nNN:" on a start and an end tag
-
-    [ThreadStatic]
-    private static string[]? t_seenNamespaces;
-
-    private static long NamespaceBytes(string ns, string[] seen, ref int count)
-    {
-        if (ns.Length <= ShortNamespace) return 3L * ns.Length + 10;
-        for (int i = 0; i < count; i++)
-        {
-            if (ReferenceEquals(seen[i], ns) || string.Equals(seen[i], ns, StringComparison.Ordinal)) return PrefixBytes;
-        }
-        if (count < seen.Length) seen[count++] = ns;
-        return 3L * ns.Length + 16 + RepeatBudget;
-    }
-
-    private static long ElementBytes(XmlElement e, string? parentNs, string[] seen, ref int count)
-    {
-        // <p:name xmlns='ns'> ... </p:name>
-        long n = 3 * 2L * e.Name.Length + 16 + PrefixBytes;
-        if (!string.Equals(e.Namespace, parentNs, StringComparison.Ordinal)) n += NamespaceBytes(e.Namespace, seen, ref count);
-        var attributes = e.Attributes;
-        for (int i = 0; i < attributes.Count; i++)
-        {
-            var a = attributes[i];
-            n += 3 * (a.Name.Length + a.Value.Length) + 8;
-            if (a.Namespace.Length > 0) n += NamespaceBytes(a.Namespace, seen, ref count) + PrefixBytes;
-        }
-        var children = e.Children;
-        for (int i = 0; i < children.Count; i++)
-        {
-            n += children[i] is XmlElement child ? ElementBytes(child, e.Namespace, seen, ref count) : 3L * ((XmlText)children[i]).Value.Length;
-        }
-        return n;
-    }
+    public static long EstimateBytes(XmlElement element) => SlotBytes + XmlWriter.MaxSerializedBytes(element);
 
     /// <summary>Sends our stream header (RFC 6120 §4.7) for <paramref name="from"/>.</summary>
     protected void SendStreamHeader(string from, string? to, string lang = "en")
