@@ -113,7 +113,7 @@ internal interface IChatDriver : IAsyncDisposable
 
 internal static class ChatScenario
 {
-    private static readonly int RunId = Random.Shared.Next(1, int.MaxValue);
+    internal static readonly int RunId = Random.Shared.Next(1, int.MaxValue);
 
     public static async Task<int> RunAsync(LoadOptions o, Reporter reporter, CancellationToken ct)
     {
@@ -340,7 +340,7 @@ internal static class ChatScenario
     }
 
     /// <summary>Chat over real XMPP sessions.</summary>
-    private sealed class XmppChatDriver : IChatDriver
+    internal sealed class XmppChatDriver : IChatDriver
     {
         private readonly XmppClient[] _online;
 
@@ -353,6 +353,8 @@ internal static class ChatScenario
         public LoginRun Run { get; }
 
         public int Online => _online.Length;
+
+        public string BareJidOf(int slot) => _online[slot].BareJid;
 
         public static async Task<XmppChatDriver> CreateAsync(LoadOptions o, IPEndPoint server,
             Action<int, int, long, long, long> onBody, Action<int, string> onError, CancellationToken ct)

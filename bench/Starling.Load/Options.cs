@@ -60,6 +60,21 @@ internal sealed class LoadOptions
     public int Seed { get; set; } = 12345;
     public string? Label { get; set; }
 
+    /// <summary>soak: users logging in and out beside the chat users (user{first+users}...).</summary>
+    public int ChurnUsers { get; set; } = 1000;
+
+    /// <summary>soak: logins per second of churn users.</summary>
+    public double ChurnRate { get; set; } = 10;
+
+    /// <summary>soak: how long each churn session stays online (s).</summary>
+    public double SessionSeconds { get; set; } = 20;
+
+    /// <summary>soak: seconds per reported window.</summary>
+    public double SampleSeconds { get; set; } = 60;
+
+    /// <summary>soak: allowed RSS growth from the end of warm-up to the end (percent).</summary>
+    public double MaxRssGrowthPercent { get; set; } = 10;
+
     public string UserName(int index) => string.Format(CultureInfo.InvariantCulture, UserFormat, index);
 
     public string Password(int index) => string.Format(CultureInfo.InvariantCulture, PasswordFormat, index);
@@ -150,6 +165,11 @@ internal sealed class LoadOptions
                 case "--body-bytes": o.BodyBytes = Int(); break;
                 case "--seed": o.Seed = Int(); break;
                 case "--label": o.Label = Value(); break;
+                case "--churn-users": o.ChurnUsers = Int(); break;
+                case "--churn-rate": o.ChurnRate = Dbl(); break;
+                case "--session-seconds": o.SessionSeconds = Dbl(); break;
+                case "--sample": o.SampleSeconds = Dbl(); break;
+                case "--max-rss-growth": o.MaxRssGrowthPercent = Dbl(); break;
                 default: throw new ArgumentException($"unknown option '{key}'");
             }
         }
@@ -162,6 +182,8 @@ internal sealed class LoadOptions
             throw new ArgumentException("--mechanism must be SCRAM-SHA-1, SCRAM-SHA-256 or PLAIN");
         if (o.Rate <= 0) throw new ArgumentException("--rate must be > 0");
         if (o.Duration <= 0 || o.Timeout <= 0) throw new ArgumentException("--duration and --timeout must be > 0");
+        if (o.ChurnUsers < 0 || o.ChurnRate < 0 || o.SessionSeconds <= 0 || o.SampleSeconds <= 0)
+            throw new ArgumentException("--churn-users and --churn-rate must be >= 0, --session-seconds and --sample > 0");
         if (o.BodyBytes < 24) throw new ArgumentException("--body-bytes must be >= 24 (sequence number and timestamp)");
         return o;
     }

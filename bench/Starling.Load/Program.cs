@@ -11,6 +11,9 @@ const string Usage = """
                        (--protocol relay: drive the relay floor instead of XMPP; --port is the relay's)
       flood            user{first} floods its own bare JID from one resource, a second resource reads, user{first+1}
                        pings the server for --duration s; ping RTT p50/p99, whether anyone was cut off
+      soak             --users chat users exchange --rate msgs/s for --duration s while churn users log in and out;
+                       a line per --sample s window (delivered, lost, p99, logins, server RSS/CPU) and a pass/fail summary
+                       (RSS at the end within --max-rss-growth % of RSS after --warmup, no loss, no failed login)
       fanout           users log in and send presence; presences received/s (--provision-rosters: add --contacts items first)
       relay serve      minimal TCP relay (the routing floor); serves --duration s (default 300)
       relay chat       = chat --protocol relay
@@ -25,6 +28,8 @@ const string Usage = """
             --body-bytes [64] --seed [12345] --protocol xmpp|relay
     login:  --keep (keep sessions open until all have logged in), --cold (measure first logins: no warm pass)
     all:    --no-key-cache (derive SCRAM keys at every login; default: cached per user like reconnecting clients)
+    soak:   --rate R --churn-users [1000] --churn-rate [10] --session-seconds [20] --sample [60] --max-rss-growth [10]
+            (churn users are user{first+users}...; --warmup is the RSS baseline time)
     fanout: --contacts [100] --provision-rosters --window s [5]
 
     Exit codes: 0 ran, 2 bad usage, 3 setup failure (nobody could connect or log in).
@@ -88,6 +93,7 @@ try
         "chat" => await ChatScenario.RunAsync(options, reporter, cts.Token),
         "fanout" => await Scenarios.FanoutAsync(options, reporter, cts.Token),
         "flood" => await FloodScenario.RunAsync(options, reporter, cts.Token),
+        "soak" => await SoakScenario.RunAsync(options, reporter, cts.Token),
         "relay-serve" => await RelayServer.ServeCommandAsync(options),
         _ => -1,
     };
