@@ -1,8 +1,8 @@
 #!/bin/bash
 # The soak: Starling (native build, the benchmark configuration of bench/servers/starling.sh) under a steady chat
-# load with logins and logouts churning, for an hour by default. Passes when the server's RSS at the end is within
-# MAX_GROWTH % of its RSS after the warm-up, no message was lost, no login failed, no connection dropped and the
-# server logged no warning or error. Results (JSON lines, the server log, a one-line verdict) go to
+# load with logins and logouts churning, for an hour by default. Passes when the server's peak RSS over the last five
+# minutes is within MAX_GROWTH % of its peak over the five minutes after the warm-up (RSS read every second), no
+# message was lost, no login failed, no connection dropped and the server logged no warning or error. Results (JSON lines, the server log, a one-line verdict) go to
 # bench/results/soak-<UTC timestamp>/.
 #
 #   bench/soak.sh            env (defaults = the published run):

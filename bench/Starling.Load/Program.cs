@@ -13,7 +13,8 @@ const string Usage = """
                        pings the server for --duration s; ping RTT p50/p99, whether anyone was cut off
       soak             --users chat users exchange --rate msgs/s for --duration s while churn users log in and out;
                        a line per --sample s window (delivered, lost, p99, logins, server RSS/CPU) and a pass/fail summary
-                       (RSS at the end within --max-rss-growth % of RSS after --warmup, no loss, no failed login)
+                       (peak RSS over the last 5 min within --max-rss-growth % of the peak over the 5 min after --warmup,
+                       no loss, no failed login; RSS read every second)
       fanout           users log in and send presence; presences received/s (--provision-rosters: add --contacts items first)
       relay serve      minimal TCP relay (the routing floor); serves --duration s (default 300)
       relay chat       = chat --protocol relay

@@ -11,13 +11,16 @@ namespace Starling.Load;
 /// --duration s, while churn users (user{first+users}..., --churn-users of them) log in at --churn-rate per second, send
 /// presence and one message, stay --session-seconds and log out. Every --sample s a "soak-window" line reports that
 /// window's messages (sent, delivered, lost, latency), logins and logouts, and the server's RSS and CPU; the closing
-/// "soak" line compares the RSS at the end with the RSS at the end of --warmup and passes when it grew by at most
-/// --max-rss-growth percent, nothing was lost and every login succeeded.
+/// "soak" line compares the server's peak RSS over the last five minutes with its peak over the five minutes after
+/// --warmup and passes when it grew by at most --max-rss-growth percent, nothing was lost and every login succeeded.
 /// </summary>
 internal static class SoakScenario
 {
     /// <summary>How long after a window ends its late messages are still counted.</summary>
     private const double GraceSeconds = 5;
+
+    /// <summary>How long a span the RSS verdict compares: the peak over this long after the warm-up vs at the end.</summary>
+    private const double RssSpanSeconds = 300;
 
     public static async Task<int> RunAsync(LoadOptions o, Reporter reporter, CancellationToken ct)
     {
@@ -65,8 +68,12 @@ internal static class SoakScenario
         scheduler.Start();
         var churnTask = churn.RunAsync(start, stop.Token);
 
-        // Window k covers [k·sample, (k+1)·sample); its RSS is sampled as it ends, its line is written GraceSeconds later.
-        var rss = new double?[windowCount];
+        // Window k covers [k·sample, (k+1)·sample). The server's RSS is read every second (a GC heap's sawtooth swings
+        // by more than the 10 % the soak allows, so one reading per window would measure the phase of the sawtooth):
+        // each window reports its peak and mean, and the verdict compares peaks over spans of several windows.
+        var rssPeak = new double?[windowCount];
+        var rssSum = new double[windowCount];
+        var rssCount = new int[windowCount];
         var serverCpu = new long[windowCount + 1];
         var selfCpu = new TimeSpan[windowCount + 1];
         var churnAt = new ChurnCounts[windowCount + 1];
@@ -74,21 +81,26 @@ internal static class SoakScenario
         selfCpu[0] = Process.GetCurrentProcess().TotalProcessorTime;
         churnAt[0] = churn.Counts();
         int sampled = 0, reported = 0;
-        double? baseline = null, maxAfterWarmup = null;
+        double nextRss = 0;
         var results = new Summary();
         while (reported < windowCount && !ct.IsCancellationRequested)
         {
             await Task.Delay(200, CancellationToken.None);
             double t = clock.Elapsed.TotalSeconds;
+            if (t >= nextRss && t < o.Duration && memory.SampleRssBytes() is long bytes)
+            {
+                nextRss = Math.Floor(t) + 1;
+                int k = Math.Min(windowCount - 1, (int)(t / o.SampleSeconds));
+                double mb = bytes / (1024.0 * 1024.0);
+                rssPeak[k] = Math.Max(rssPeak[k] ?? mb, mb);
+                rssSum[k] += mb;
+                rssCount[k]++;
+            }
             while (sampled < windowCount && t >= Math.Min(o.Duration, (sampled + 1) * o.SampleSeconds))
             {
-                rss[sampled] = memory.SampleRssBytes() / (1024.0 * 1024.0);
                 serverCpu[sampled + 1] = memory.SampleCpuTicks();
                 selfCpu[sampled + 1] = Process.GetCurrentProcess().TotalProcessorTime;
                 churnAt[sampled + 1] = churn.Counts();
-                double end = Math.Min(o.Duration, (sampled + 1) * o.SampleSeconds);
-                if (baseline is null && end >= o.Warmup) baseline = rss[sampled];
-                if (baseline is not null && rss[sampled] is double r) maxAfterWarmup = Math.Max(maxAfterWarmup ?? r, r);
                 sampled++;
             }
             while (reported < sampled && t >= Math.Min(o.Duration, (reported + 1) * o.SampleSeconds) + GraceSeconds)
@@ -96,20 +108,25 @@ internal static class SoakScenario
                 int k = reported++;
                 windows.TryRemove(k, out var w);
                 double begin = k * o.SampleSeconds, end = Math.Min(o.Duration, (k + 1) * o.SampleSeconds);
-                var line = WindowLine(o, w!, begin, end, rss[k], memory, serverCpu[k + 1] - serverCpu[k],
+                double? mean = rssCount[k] > 0 ? rssSum[k] / rssCount[k] : null;
+                var line = WindowLine(o, w!, begin, end, rssPeak[k], mean, memory, serverCpu[k + 1] - serverCpu[k],
                     selfCpu[k + 1] - selfCpu[k], churnAt[k + 1].Minus(churnAt[k]), churn.Online, chat.ConnectedDropped());
                 results.Add(w!, churnAt[k + 1].Minus(churnAt[k]));
                 reporter.Emit(line);
                 Reporter.Progress(string.Create(CultureInfo.InvariantCulture,
                     $"soak {end:F0}/{o.Duration:F0} s: delivered {w!.Received}/{w.Sent}, p99 {w.Latency.Percentile(99) / 1000.0:F2} ms, "
-                    + $"logins {churnAt[k + 1].Logins - churnAt[k].Logins} (failed {churnAt[k + 1].Failures - churnAt[k].Failures}), rss {rss[k]:F1} MiB"));
+                    + $"logins {churnAt[k + 1].Logins - churnAt[k].Logins} (failed {churnAt[k + 1].Failures - churnAt[k].Failures}), rss peak {rssPeak[k]:F1} MiB"));
             }
         }
 
         await stop.CancelAsync();
         scheduler.Join(TimeSpan.FromSeconds(5));
         await churnTask;
-        double? last = sampled > 0 ? rss[sampled - 1] : null;
+        // The baseline is the peak over the span right after the warm-up, the end the peak over the same span at the end.
+        double span = Math.Max(o.SampleSeconds, Math.Min(RssSpanSeconds, (o.Duration - o.Warmup) / 2));
+        double? baseline = PeakOver(rssPeak, o, o.Warmup, o.Warmup + span);
+        double? last = PeakOver(rssPeak, o, o.Duration - span, o.Duration);
+        double? maxAfterWarmup = PeakOver(rssPeak, o, o.Warmup, o.Duration);
         var summary = new ResultLine("soak")
             .Set("label", o.Label)
             .Set("duration_s", o.Duration)
@@ -131,6 +148,7 @@ internal static class SoakScenario
             .Set("churn_skipped", results.Churn.Skipped)
             .Set("churn_dropped", results.Churn.Dropped)
             .Set("chat_connections_dropped", chat.ConnectedDropped())
+            .Set("rss_span_s", span)
             .Set("rss_after_warmup_mb", baseline)
             .Set("rss_max_after_warmup_mb", maxAfterWarmup)
             .Set("rss_end_mb", last);
@@ -155,7 +173,20 @@ internal static class SoakScenario
         return ExitCodes.Ok;
     }
 
-    private static ResultLine WindowLine(LoadOptions o, ChatStep w, double begin, double end, double? rssMb, ServerMemory memory,
+    /// <summary>The highest RSS peak of the windows that lie within [from, to] (windows are whole: partly inside counts).</summary>
+    private static double? PeakOver(double?[] peaks, LoadOptions o, double from, double to)
+    {
+        double? peak = null;
+        for (int k = 0; k < peaks.Length; k++)
+        {
+            double begin = k * o.SampleSeconds, end = Math.Min(o.Duration, (k + 1) * o.SampleSeconds);
+            if (end <= from || begin >= to || peaks[k] is not double p) continue;
+            peak = Math.Max(peak ?? p, p);
+        }
+        return peak;
+    }
+
+    private static ResultLine WindowLine(LoadOptions o, ChatStep w, double begin, double end, double? rssPeakMb, double? rssMeanMb, ServerMemory memory,
         long serverCpuTicks, TimeSpan selfCpu, ChurnCounts churn, int churnOnline, int chatDropped)
     {
         double seconds = Math.Max(0.001, end - begin);
@@ -182,7 +213,7 @@ internal static class SoakScenario
             .Set("chat_connections_dropped", chatDropped)
             .Set("loadgen_cpu_pct", selfCpu.TotalSeconds / seconds * 100);
         if (memory.Enabled)
-            line.Set("server_rss_mb", rssMb).Set("server_cpu_pct", serverCpuTicks * 100.0 / ServerMemory.ClockTicksPerSecond / seconds);
+            line.Set("server_rss_mb", rssPeakMb).Set("server_rss_mean_mb", rssMeanMb).Set("server_cpu_pct", serverCpuTicks * 100.0 / ServerMemory.ClockTicksPerSecond / seconds);
         return line;
     }
 
