@@ -2,8 +2,8 @@
 # The soak: Starling (native build, the benchmark configuration of bench/servers/starling.sh) under a steady chat
 # load with logins and logouts churning, for an hour by default. Passes when the server's peak RSS over the last five
 # minutes is within MAX_GROWTH % of its peak over the five minutes after the warm-up (RSS read every second), no
-# message was lost, no login failed, no connection dropped and the server logged no warning or error. Results (JSON lines, the server log, a one-line verdict) go to
-# bench/results/soak-<UTC timestamp>/.
+# message was lost, no login failed, no connection dropped and the server logged no warning or error. Results (JSON
+# lines, the server log, a one-line verdict) go to bench/results/soak-<UTC timestamp>/.
 #
 #   bench/soak.sh            env (defaults = the published run):
 #     DURATION=3600  WARMUP=300  SAMPLE=60     seconds: whole run, RSS baseline time, window length
