@@ -83,13 +83,8 @@ public sealed class XmppServer : IAsyncDisposable
     {
         await storage.MigrateAsync();
         var server = new XmppServer(config, storage, certificates, loggerFactory);
-        var enabled = new List<string>();
-        foreach (var module in ModuleCatalog.Create(config.Options.Modules.Disabled))
-        {
-            module.Register(new ModuleContext(server, module.Name));
-            enabled.Add(module.Name);
-        }
-        server.Modules.Enabled = enabled;
+        foreach (var warning in config.Warnings) server.Log.LogWarning("configuration: {Warning}", warning);
+        ModuleCatalog.RegisterAll(server);
         return server;
     }
 

@@ -13,10 +13,10 @@ namespace Starling.Server.Modules;
 /// </remarks>
 public interface IModule
 {
-    /// <summary>Name used in config (Modules:Disabled).</summary>
+    /// <summary>Name used in config (Modules:Disabled, Modules:NAME for its options); the same as in ModuleCatalog.</summary>
     string Name { get; }
 
-    /// <summary>Declares the module's features and handlers.</summary>
+    /// <summary>Declares the module's features and handlers, reading its typed options (<see cref="ModuleContext.Options{T}"/>).</summary>
     void Register(ModuleContext context);
 }
 
@@ -69,48 +69,104 @@ public readonly record struct IqReply(XmlElement? Payload, StanzaErrorCondition?
 public delegate ValueTask<IqReply> IqHandler(IqRequest request);
 
 /// <summary>What a module registers through and what it may use. Built once at start; read-only afterwards.</summary>
+/// <remarks>
+/// One module instance serves every host that runs it. When some host does not (Hosts:N:Modules), what the module
+/// registers is tagged with it: iq handlers, disco and stream features are left out of that host's tables
+/// (<see cref="HostModules"/>), and its event handlers are skipped for that host's sessions and accounts (one flag read).
+/// </remarks>
 public sealed class ModuleContext
 {
-    internal ModuleContext(XmppServer server, string moduleName)
+    private readonly ModuleDescriptor _module;
+    private readonly IModuleOptions? _options;
+    private readonly bool _everywhere;
+    private readonly Dictionary<Func<C2sSession, ValueTask>, Func<C2sSession, ValueTask>> _gated = [];
+
+    internal ModuleContext(XmppServer server, ModuleDescriptor module, IModuleOptions? options, bool everywhere)
     {
         Server = server;
-        Logger = server.LoggerFactory.CreateLogger("Starling.Modules." + moduleName);
+        Logger = server.LoggerFactory.CreateLogger("Starling.Modules." + module.Name);
+        _module = module;
+        _options = options;
+        _everywhere = everywhere;
     }
 
     public XmppServer Server { get; }
 
     public ILogger Logger { get; }
 
+    /// <summary>
+    /// The module's typed options (Modules:NAME), bound and validated at start; the type is the one ModuleCatalog lists
+    /// for the module (a mismatch is a programming error, found at the first start).
+    /// </summary>
+    public T Options<T>() where T : class, IModuleOptions =>
+        _options as T ?? throw new InvalidOperationException($"module {_module.Name} has no options of type {typeof(T).Name} in ModuleCatalog");
+
     /// <summary>Registers the handler of iq-{type}/{address}/{namespace}: the namespace of the iq's payload element.</summary>
     public void OnIq(IqType type, IqAddress address, string ns, IqHandler handler) =>
-        Server.Modules.AddIqHandler(type, address, ns, handler);
+        Server.Modules.AddIqHandler(type, address, ns, handler, _module.Index);
 
     /// <summary>A XEP-0030 feature of the server (and of account bare JIDs when <paramref name="alsoAccount"/>).</summary>
-    public void AddDiscoFeature(string feature, bool alsoAccount = false) => Server.Modules.AddDiscoFeature(feature, alsoAccount);
+    public void AddDiscoFeature(string feature, bool alsoAccount = false) => Server.Modules.AddDiscoFeature(feature, alsoAccount, _module.Index);
 
     /// <summary>A stream feature offered after resource binding prerequisites (e.g. roster versioning).</summary>
-    public void AddStreamFeature(Func<C2sSession, XmlElement?> feature) => Server.Modules.AddStreamFeature(feature);
+    public void AddStreamFeature(Func<C2sSession, XmlElement?> feature) => Server.Modules.AddStreamFeature(feature, _module.Index);
 
     /// <summary>Raised when a session sends its initial available presence (RFC 6121 §4.2).</summary>
     public event Func<C2sSession, ValueTask>? SessionAvailable
     {
-        add => Server.Modules.SessionAvailable += value;
-        remove => Server.Modules.SessionAvailable -= value;
+        add => Server.Modules.SessionAvailable += OnItsHosts(value);
+        remove => Server.Modules.SessionAvailable -= OnItsHosts(value);
     }
 
     /// <summary>Raised once when a bound session ends, after it is unbound.</summary>
     public event Func<C2sSession, ValueTask>? SessionClosed
     {
-        add => Server.Modules.SessionClosed += value;
-        remove => Server.Modules.SessionClosed -= value;
+        add => Server.Modules.SessionClosed += OnItsHosts(value);
+        remove => Server.Modules.SessionClosed -= OnItsHosts(value);
     }
 
     /// <summary>Handles presence a local client sends without 'to' (broadcast), or directed presence.</summary>
-    public void OnClientPresence(Func<C2sSession, XmlElement, ValueTask> handler) => Server.Modules.ClientPresence = handler;
+    public void OnClientPresence(Func<C2sSession, XmlElement, ValueTask> handler)
+    {
+        if (_everywhere)
+        {
+            Server.Modules.ClientPresence = handler;
+            return;
+        }
+        int module = _module.Index;
+        // On a host without the module, presence is handled as C2sSession does when no module handles it: directed
+        // presence is routed, broadcasts go nowhere.
+        Server.Modules.ClientPresence = (session, presence) =>
+            session.HostModules is { } host && host.Enables(module) ? handler(session, presence)
+            : presence.GetAttribute("to") is { } to ? Server.Router.RouteAsync(presence, session.Jid!, Jid.Parse(to))
+            : ValueTask.CompletedTask;
+    }
 
     /// <summary>
     /// Handles a message for a local account that has no resource to take it now (RFC 6121 §8.5.2.2):
     /// returns true if it took responsibility (stored it, or bounced it itself).
     /// </summary>
-    public void OnUndeliverableMessage(Func<Jid, XmlElement, ValueTask<bool>> handler) => Server.Modules.UndeliverableMessage = handler;
+    public void OnUndeliverableMessage(Func<Jid, XmlElement, ValueTask<bool>> handler)
+    {
+        if (_everywhere)
+        {
+            Server.Modules.UndeliverableMessage = handler;
+            return;
+        }
+        int module = _module.Index;
+        // Not taken on a host without the module: the router bounces it, as with no module at all.
+        Server.Modules.UndeliverableMessage = (bare, message) =>
+            Server.Modules.ForHost(bare.Domain) is { } host && host.Enables(module) ? handler(bare, message) : ValueTask.FromResult(false);
+    }
+
+    /// <summary>The handler itself when every host runs the module; else one that skips sessions of hosts that do not.</summary>
+    private Func<C2sSession, ValueTask>? OnItsHosts(Func<C2sSession, ValueTask>? handler)
+    {
+        if (handler is null || _everywhere) return handler;
+        if (_gated.TryGetValue(handler, out var gated)) return gated;
+        int module = _module.Index;
+        gated = session => session.HostModules is { } host && host.Enables(module) ? handler(session) : ValueTask.CompletedTask;
+        _gated[handler] = gated;
+        return gated;
+    }
 }

@@ -1,23 +1,26 @@
+using System.Collections.Frozen;
 using Starling.Server.Sessions;
 using Starling.Xml;
 using Starling.Xmpp;
 
 namespace Starling.Server.Modules;
 
-/// <summary>The handlers and features the enabled modules registered. Lookups are allocation-free.</summary>
+/// <summary>
+/// The handlers and features the enabled modules registered, each tagged with its module, and what each host offers
+/// (resolved once at start, <see cref="ResolveHosts"/>). Lookups are allocation-free.
+/// </summary>
 public sealed class ModuleRegistry
 {
-    private readonly Dictionary<(IqType, IqAddress, string), IqHandler> _iq = [];
-    private readonly List<string> _hostFeatures = [];
-    private readonly List<string> _accountFeatures = [];
-    private readonly List<Func<C2sSession, XmlElement?>> _streamFeatures = [];
+    private readonly Dictionary<(IqType, IqAddress, string), (IqHandler Handler, int Module)> _iq = [];
+    private readonly List<(string Feature, bool Account, int Module)> _features = [];
+    private readonly List<(Func<C2sSession, XmlElement?> Feature, int Module)> _streamFeatures = [];
 
-    public IReadOnlyList<string> HostFeatures => _hostFeatures;
+    // The iq handlers by host: one entry per host that runs the handler's module, so dispatch stays one lookup (the
+    // host's domain is part of the key) and a module a host does not run is simply not found there.
+    private Dictionary<(string Host, IqType, IqAddress, string), IqHandler> _iqByHost = [];
+    private FrozenDictionary<string, HostModules> _hosts = FrozenDictionary<string, HostModules>.Empty;
 
-    public IReadOnlyList<string> AccountFeatures => _accountFeatures;
-
-    public IReadOnlyList<Func<C2sSession, XmlElement?>> StreamFeatures => _streamFeatures;
-
+    /// <summary>The modules registered: those that at least one host runs.</summary>
     public IReadOnlyList<string> Enabled { get; internal set; } = [];
 
     internal event Func<C2sSession, ValueTask>? SessionAvailable;
@@ -28,22 +31,52 @@ public sealed class ModuleRegistry
 
     internal Func<Jid, XmlElement, ValueTask<bool>>? UndeliverableMessage { get; set; }
 
-    internal void AddIqHandler(IqType type, IqAddress address, string ns, IqHandler handler)
+    internal void AddIqHandler(IqType type, IqAddress address, string ns, IqHandler handler, int module)
     {
-        if (!_iq.TryAdd((type, address, ns), handler))
+        if (!_iq.TryAdd((type, address, ns), (handler, module)))
             throw new InvalidOperationException($"two modules handle iq-{type}/{address}/{ns}".ToLowerInvariant());
     }
 
-    internal void AddDiscoFeature(string feature, bool alsoAccount)
+    internal void AddDiscoFeature(string feature, bool alsoAccount, int module) => _features.Add((feature, alsoAccount, module));
+
+    internal void AddStreamFeature(Func<C2sSession, XmlElement?> feature, int module) => _streamFeatures.Add((feature, module));
+
+    /// <summary>What <paramref name="host"/> (a local domain) offers; null for a domain that is not served.</summary>
+    public HostModules? ForHost(string host) => _hosts.GetValueOrDefault(host);
+
+    /// <summary>The handler of iq-{type}/{address}/{namespace} on <paramref name="host"/>, if the host runs a module that registered it.</summary>
+    public IqHandler? FindIqHandler(IqType type, IqAddress address, string ns, string host) =>
+        _iqByHost.GetValueOrDefault((host, type, address, ns));
+
+    /// <summary>Builds, once after every module registered, each host's iq table, disco features and stream features.</summary>
+    internal void ResolveHosts(IReadOnlyList<(string Host, bool[] Enabled)> hosts)
     {
-        if (!_hostFeatures.Contains(feature)) _hostFeatures.Add(feature);
-        if (alsoAccount && !_accountFeatures.Contains(feature)) _accountFeatures.Add(feature);
+        var iq = new Dictionary<(string, IqType, IqAddress, string), IqHandler>();
+        var resolved = new Dictionary<string, HostModules>(StringComparer.Ordinal);
+        foreach (var (host, enabled) in hosts)
+        {
+            foreach (var ((type, address, ns), (handler, module)) in _iq)
+            {
+                if (enabled[module]) iq.Add((host, type, address, ns), handler);
+            }
+            var features = new List<string>();
+            var accountFeatures = new List<string>();
+            foreach (var (feature, account, module) in _features)
+            {
+                if (!enabled[module]) continue;
+                if (!features.Contains(feature)) features.Add(feature);
+                if (account && !accountFeatures.Contains(feature)) accountFeatures.Add(feature);
+            }
+            var streamFeatures = new List<Func<C2sSession, XmlElement?>>();
+            foreach (var (feature, module) in _streamFeatures)
+            {
+                if (enabled[module]) streamFeatures.Add(feature);
+            }
+            resolved[host] = new HostModules(host, enabled, features, accountFeatures, streamFeatures);
+        }
+        _iqByHost = iq;
+        _hosts = resolved.ToFrozenDictionary(StringComparer.Ordinal);
     }
-
-    internal void AddStreamFeature(Func<C2sSession, XmlElement?> feature) => _streamFeatures.Add(feature);
-
-    public IqHandler? FindIqHandler(IqType type, IqAddress address, string ns) =>
-        _iq.GetValueOrDefault((type, address, ns));
 
     internal async ValueTask RaiseSessionAvailableAsync(C2sSession session)
     {

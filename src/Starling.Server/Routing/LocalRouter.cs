@@ -182,12 +182,14 @@ public sealed class LocalRouter : IRouter
         }
         var iqType = type == "get" ? IqType.Get : IqType.Set;
         IqAddress address = to.Local is null ? IqAddress.Host : to == from.Bare ? IqAddress.Self : IqAddress.Bare;
-        var handler = _server.Modules.FindIqHandler(iqType, address, payload.Namespace);
+        // The addressee's host: only what its modules offer is served (Hosts:N:Modules).
+        var host = to.Domain;
+        var handler = _server.Modules.FindIqHandler(iqType, address, payload.Namespace, host);
         if (handler is null && !explicitTo && address == IqAddress.Self)
         {
             // No 'to': served by the server for the account (RFC 6120 §10.3.3), falling back to the server's own handlers
             // (e.g. a ping without 'to', as Profanity sends).
-            handler = _server.Modules.FindIqHandler(iqType, IqAddress.Host, payload.Namespace);
+            handler = _server.Modules.FindIqHandler(iqType, IqAddress.Host, payload.Namespace, host);
             if (handler is not null) to = _server.HostJid(from.Domain);
         }
         if (handler is null)
@@ -195,8 +197,8 @@ public sealed class LocalRouter : IRouter
             // RFC 6120 §8.3.3.3: a namespace the server knows, asked with a type it does not support (e.g. an iq-set
             // ping) is feature-not-implemented; an unknown namespace is service-unavailable (§8.4).
             var other = iqType == IqType.Get ? IqType.Set : IqType.Get;
-            bool known = _server.Modules.FindIqHandler(other, address, payload.Namespace) is not null
-                || (!explicitTo && address == IqAddress.Self && _server.Modules.FindIqHandler(other, IqAddress.Host, payload.Namespace) is not null);
+            bool known = _server.Modules.FindIqHandler(other, address, payload.Namespace, host) is not null
+                || (!explicitTo && address == IqAddress.Self && _server.Modules.FindIqHandler(other, IqAddress.Host, payload.Namespace, host) is not null);
             if (known)
                 Bounce(stanza, from, explicitTo ? to : null, StanzaErrorCondition.FeatureNotImplemented, $"iq of type {type} is not supported for {payload.Namespace}");
             else

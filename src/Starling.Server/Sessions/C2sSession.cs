@@ -51,6 +51,9 @@ public sealed class C2sSession : XmppStream
     /// <summary>The host this stream is for, once the header named it.</summary>
     public string? Domain => _host?.Name;
 
+    /// <summary>What the stream's host offers (its modules, resolved at start), once the header named the host.</summary>
+    public Modules.HostModules? HostModules { get; private set; }
+
     /// <summary>The bound full JID (null until resource binding).</summary>
     public Jid? Jid { get; internal set; }
 
@@ -134,6 +137,7 @@ public sealed class C2sSession : XmppStream
             return ValueTask.CompletedTask;
         }
         _host = host;
+        HostModules = Server.Modules.ForHost(host.Name);
         var version = header.GetAttribute("version");
         if (version is null || !version.StartsWith("1.", StringComparison.Ordinal))
         {
@@ -174,7 +178,7 @@ public sealed class C2sSession : XmppStream
         features.AddElement("bind", Namespaces.Bind);
         // RFC 6121 (and RFC 3921 §3): legacy session establishment, advertised as optional as Prosody does.
         features.AddElement("session", Namespaces.Session).AddElement("optional");
-        foreach (var feature in Server.Modules.StreamFeatures)
+        foreach (var feature in HostModules!.StreamFeatures)
         {
             var f = feature(this);
             if (f is not null) features.Add(f);

@@ -40,8 +40,9 @@ public sealed class OfflineModule : IModule
     public void Register(ModuleContext context)
     {
         _context = context;
-        _quota = context.Server.Options.Limits.OfflineQuota;
-        _quotaBytes = context.Server.Options.Limits.OfflineQuotaBytes;
+        var options = context.Options<OfflineOptions>();
+        _quota = options.QuotaMessages;
+        _quotaBytes = options.QuotaBytes;
         context.AddDiscoFeature(Namespaces.Offline);
         context.OnUndeliverableMessage(StoreAsync);
         context.SessionAvailable += DeliverAsync;
@@ -132,7 +133,7 @@ public sealed class OfflineModule : IModule
             var delivered = new List<long>(PageSize);
             while (true)
             {
-                // A page at a time: a full backlog (OfflineQuota messages of up to MaxStanzaBytes) is never all in memory
+                // A page at a time: a full backlog (QuotaMessages messages of up to MaxStanzaBytes) is never all in memory
                 // here; what was handed to the session is deleted before the next page is read.
                 var page = await store.LoadPageAsync(jid.Domain, jid.Local!, after, PageSize);
                 if (page.Count == 0) break;

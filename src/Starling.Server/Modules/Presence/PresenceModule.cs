@@ -21,7 +21,7 @@ public sealed class PresenceModule : IModule
     public void Register(ModuleContext context)
     {
         _context = context;
-        _maxDirected = context.Server.Options.Limits.MaxDirectedPresence;
+        _maxDirected = context.Options<PresenceOptions>().MaxDirectedPresence;
         context.OnClientPresence(OnClientPresenceAsync);
         context.SessionClosed += OnSessionClosedAsync;
     }
