@@ -1,3 +1,4 @@
+using Starling.Server.Negotiation;
 using Starling.Server.Sessions;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -10,15 +11,22 @@ public sealed class ModuleRegistry
     private readonly Dictionary<(IqType, IqAddress, string), IqHandler> _iq = [];
     private readonly List<string> _hostFeatures = [];
     private readonly List<string> _accountFeatures = [];
-    private readonly List<Func<C2sSession, XmlElement?>> _streamFeatures = [];
 
     public IReadOnlyList<string> HostFeatures => _hostFeatures;
 
     public IReadOnlyList<string> AccountFeatures => _accountFeatures;
 
-    public IReadOnlyList<Func<C2sSession, XmlElement?>> StreamFeatures => _streamFeatures;
-
     public IReadOnlyList<string> Enabled { get; internal set; } = [];
+
+    // ---- negotiation: SASL mechanisms and stream features per stage (Negotiation/) ----
+
+    /// <summary>The SASL mechanisms offered, strongest first: the built-in SCRAM and PLAIN, and any a module adds.</summary>
+    public SaslMechanismRegistry SaslMechanisms { get; } = SaslMechanismRegistry.WithBuiltIns();
+
+    /// <summary>The stream features of each stage: STARTTLS, SASL and bind (C2sSession), then what modules add.</summary>
+    public StreamFeatureRegistry StreamFeatures { get; } = C2sSession.CreateStreamFeatures();
+
+    // ---- end of negotiation ----
 
     internal event Func<C2sSession, ValueTask>? SessionAvailable;
 
@@ -39,8 +47,6 @@ public sealed class ModuleRegistry
         if (!_hostFeatures.Contains(feature)) _hostFeatures.Add(feature);
         if (alsoAccount && !_accountFeatures.Contains(feature)) _accountFeatures.Add(feature);
     }
-
-    internal void AddStreamFeature(Func<C2sSession, XmlElement?> feature) => _streamFeatures.Add(feature);
 
     public IqHandler? FindIqHandler(IqType type, IqAddress address, string ns) =>
         _iq.GetValueOrDefault((type, address, ns));
