@@ -19,7 +19,8 @@ namespace Starling.Server.Sessions;
 /// Negotiation is driven here, but what is offered is registered: the stream features of each stage in
 /// <see cref="Modules.ModuleRegistry.StreamFeatures"/>, the SASL mechanisms in
 /// <see cref="Modules.ModuleRegistry.SaslMechanisms"/>. The SASL driver below is mechanism-agnostic and applies what
-/// every mechanism must: the throttle, stand-ins for unknown accounts (through <see cref="ISaslStream"/>), the failure count.
+/// every mechanism must: the address throttle and the failure count itself, the account look-up and the per-account
+/// hold through what it lends mechanisms (<see cref="ISaslStream"/>).
 /// </remarks>
 public sealed class C2sSession : XmppStream, ISaslStream
 {

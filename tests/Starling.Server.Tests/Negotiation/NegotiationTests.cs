@@ -4,6 +4,7 @@ using Starling.Server.Negotiation;
 using Starling.Server.Tests.Functional;
 using Starling.Xml;
 using Starling.Xmpp;
+using Starling.Xmpp.Sasl;
 
 namespace Starling.Server.Tests.Negotiation;
 
@@ -113,6 +114,22 @@ public sealed class NegotiationTests
         client.ExpectStreamRestart();
         await client.OpenStreamAsync();
         Assert.Equal("alice@localhost/token", await client.BindAsync("token"));
+    }
+
+    [Fact]
+    public async Task Scram_downgrade_protection_signs_the_mechanisms_as_advertised_with_the_registered_one()
+    {
+        await using var server = await StartAsync();
+        var client = await server.ConnectAsync();
+        var features = await client.OpenStreamAsync();
+        // XEP-0474 §4.1: the client signs what it saw, X-TEST-TOKEN included; the server must have signed the same.
+        var scram = new ScramClient(ScramHash.Sha256, "alice", TestServer.Password)
+        {
+            AdvertisedLists = ScramDowngradeProtection.Compose(Mechanisms(features), null),
+        };
+        var outcome = await client.TryAuthenticateScramAsync(scram);
+        Assert.True(outcome.Name == "success", $"expected success, got {outcome}");
+        Assert.True(scram.DowngradeProtectionVerified);
     }
 
     [Fact]
