@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Starling.Server.Negotiation;
 using Starling.Server.Sessions;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -108,8 +109,31 @@ public sealed class ModuleContext
     /// <summary>A XEP-0030 feature of the server (and of account bare JIDs when <paramref name="alsoAccount"/>).</summary>
     public void AddDiscoFeature(string feature, bool alsoAccount = false) => Server.Modules.AddDiscoFeature(feature, alsoAccount, _module.Index);
 
-    /// <summary>A stream feature offered after resource binding prerequisites (e.g. roster versioning).</summary>
-    public void AddStreamFeature(Func<C2sSession, XmlElement?> feature) => Server.Modules.AddStreamFeature(feature, _module.Index);
+    // ---- negotiation (Negotiation/) ----
+
+    /// <summary>A stream feature offered after authentication (e.g. roster versioning), after bind and session.</summary>
+    public void AddStreamFeature(Func<C2sSession, XmlElement?> feature) =>
+        AddStreamFeature(StreamFeatureStage.Authenticated, StreamFeatureRegistry.DefaultOrder, feature);
+
+    /// <summary>
+    /// A stream feature of <paramref name="stage"/>, placed by <paramref name="order"/> (lower first; see StreamFeatureRegistry);
+    /// not offered on hosts that do not run the module.
+    /// </summary>
+    public void AddStreamFeature(StreamFeatureStage stage, int order, Func<C2sSession, XmlElement?> feature)
+    {
+        if (!_everywhere)
+        {
+            int module = _module.Index;
+            var offered = feature;
+            feature = session => session.HostModules is { } host && host.Enables(module) ? offered(session) : null;
+        }
+        Server.Modules.StreamFeatures.Add(stage, order, feature);
+    }
+
+    /// <summary>A SASL mechanism, offered before those of lower <paramref name="strength"/> (see SaslMechanismRegistry).</summary>
+    public void AddSaslMechanism(ISaslMechanism mechanism, int strength) => Server.Modules.SaslMechanisms.Add(mechanism, strength);
+
+    // ---- end of negotiation ----
 
     /// <summary>Raised when a session sends its initial available presence (RFC 6121 §4.2).</summary>
     public event Func<C2sSession, ValueTask>? SessionAvailable

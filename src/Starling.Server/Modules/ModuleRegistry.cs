@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using Starling.Server.Negotiation;
 using Starling.Server.Sessions;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -13,7 +14,6 @@ public sealed class ModuleRegistry
 {
     private readonly Dictionary<(IqType, IqAddress, string), (IqHandler Handler, int Module)> _iq = [];
     private readonly List<(string Feature, bool Account, int Module)> _features = [];
-    private readonly List<(Func<C2sSession, XmlElement?> Feature, int Module)> _streamFeatures = [];
 
     // The iq handlers by host: one entry per host that runs the handler's module, so dispatch stays one lookup (the
     // host's domain is part of the key) and a module a host does not run is simply not found there.
@@ -22,6 +22,16 @@ public sealed class ModuleRegistry
 
     /// <summary>The modules registered: those that at least one host runs.</summary>
     public IReadOnlyList<string> Enabled { get; internal set; } = [];
+
+    // ---- negotiation: SASL mechanisms and stream features per stage (Negotiation/) ----
+
+    /// <summary>The SASL mechanisms offered, strongest first: the built-in SCRAM and PLAIN, and any a module adds.</summary>
+    public SaslMechanismRegistry SaslMechanisms { get; } = SaslMechanismRegistry.WithBuiltIns();
+
+    /// <summary>The stream features of each stage: STARTTLS, SASL and bind (C2sSession), then what modules add.</summary>
+    public StreamFeatureRegistry StreamFeatures { get; } = C2sSession.CreateStreamFeatures();
+
+    // ---- end of negotiation ----
 
     internal event Func<C2sSession, ValueTask>? SessionAvailable;
 
@@ -39,8 +49,6 @@ public sealed class ModuleRegistry
 
     internal void AddDiscoFeature(string feature, bool alsoAccount, int module) => _features.Add((feature, alsoAccount, module));
 
-    internal void AddStreamFeature(Func<C2sSession, XmlElement?> feature, int module) => _streamFeatures.Add((feature, module));
-
     /// <summary>What <paramref name="host"/> (a local domain) offers; null for a domain that is not served.</summary>
     public HostModules? ForHost(string host) => _hosts.GetValueOrDefault(host);
 
@@ -48,7 +56,7 @@ public sealed class ModuleRegistry
     public IqHandler? FindIqHandler(IqType type, IqAddress address, string ns, string host) =>
         _iqByHost.GetValueOrDefault((host, type, address, ns));
 
-    /// <summary>Builds, once after every module registered, each host's iq table, disco features and stream features.</summary>
+    /// <summary>Builds, once after every module registered, each host's iq table and disco features (stream features are gated by ModuleContext).</summary>
     internal void ResolveHosts(IReadOnlyList<(string Host, bool[] Enabled)> hosts)
     {
         var iq = new Dictionary<(string, IqType, IqAddress, string), IqHandler>();
@@ -67,12 +75,7 @@ public sealed class ModuleRegistry
                 if (!features.Contains(feature)) features.Add(feature);
                 if (account && !accountFeatures.Contains(feature)) accountFeatures.Add(feature);
             }
-            var streamFeatures = new List<Func<C2sSession, XmlElement?>>();
-            foreach (var (feature, module) in _streamFeatures)
-            {
-                if (enabled[module]) streamFeatures.Add(feature);
-            }
-            resolved[host] = new HostModules(host, enabled, features, accountFeatures, streamFeatures);
+            resolved[host] = new HostModules(host, enabled, features, accountFeatures);
         }
         _iqByHost = iq;
         _hosts = resolved.ToFrozenDictionary(StringComparer.Ordinal);

@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Starling.Server.Configuration;
+using Starling.Server.Negotiation;
 using Starling.Server.Tls;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -14,16 +15,18 @@ namespace Starling.Server.Sessions;
 /// Stanzas from the client are handled in order on the connection's read loop; stanzas for the client arrive
 /// through <see cref="Deliver"/> from any thread and go out through the bounded outbound queue.
 /// </summary>
-public sealed class C2sSession : XmppStream
+/// <remarks>
+/// Negotiation is driven here, but what is offered is registered: the stream features of each stage in
+/// <see cref="Modules.ModuleRegistry.StreamFeatures"/>, the SASL mechanisms in
+/// <see cref="Modules.ModuleRegistry.SaslMechanisms"/>. The SASL driver below is mechanism-agnostic and applies what
+/// every mechanism must: the address throttle and the failure count itself, the account look-up and the per-account
+/// hold through what it lends mechanisms (<see cref="ISaslStream"/>).
+/// </remarks>
+public sealed class C2sSession : XmppStream, ISaslStream
 {
-    /// <summary>Largest PLAIN message accepted (RFC 4616 §2: each field is at most 255 octets; generous for long passwords).</summary>
-    private const int MaxPlainMessage = 8192;
-
-    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
-
     private readonly ILogger _log;
     private HostOptions? _host;
-    private ScramServer? _scram;
+    private ISaslExchange? _exchange;
     private string? _mechanism;
     private int _authFailures;
     private bool _attemptStarted;
@@ -154,36 +157,56 @@ public sealed class C2sSession : XmppStream
     private XmlElement BuildFeatures()
     {
         var features = new XmlElement("features", Namespaces.Streams);
-        bool tlsAvailable = Server.Certificates.Get(_host!.Name) is not null;
-        // RFC 6120 §5.3.1: TLS is negotiated before SASL; after authentication STARTTLS is refused (HandleTls), so not offered.
-        if (!IsSecure && tlsAvailable && !_authenticated)
-        {
-            var starttls = features.AddElement("starttls", Namespaces.Tls);
-            if (_host.RequireEncryption) starttls.AddElement("required");
-        }
-        if (!_authenticated)
-        {
-            // RFC 6120 §5.3.1: while TLS is mandatory and not yet negotiated, offer nothing else.
-            if (_host.RequireEncryption && !IsSecure) return features;
-            var mechanisms = features.AddElement("mechanisms", Namespaces.Sasl);
-            foreach (var m in OfferedMechanisms()) mechanisms.AddElement("mechanism").AddText(m);
-            if (ChannelBindingTypes() is { } types)
-            {
-                // XEP-0440: which channel-binding types this server can verify on this connection.
-                var cb = features.AddElement("sasl-channel-binding", Namespaces.ChannelBinding);
-                foreach (var type in types) cb.AddElement("channel-binding").SetAttribute("type", type);
-            }
-            return features;
-        }
-        features.AddElement("bind", Namespaces.Bind);
-        // RFC 6121 (and RFC 3921 §3): legacy session establishment, advertised as optional as Prosody does.
-        features.AddElement("session", Namespaces.Session).AddElement("optional");
-        foreach (var feature in HostModules!.StreamFeatures)
-        {
-            var f = feature(this);
-            if (f is not null) features.Add(f);
-        }
+        // RFC 6120 §5.3.1: while TLS is mandatory and not yet negotiated, only STARTTLS is offered (the TlsRequired
+        // stage); after authentication STARTTLS is refused (HandleTls), so the Authenticated stage does not offer it.
+        var stage = _authenticated ? StreamFeatureStage.Authenticated
+            : _host!.RequireEncryption && !IsSecure ? StreamFeatureStage.TlsRequired
+            : StreamFeatureStage.Unauthenticated;
+        Server.Modules.StreamFeatures.AddTo(features, stage, this);
         return features;
+    }
+
+    /// <summary>The stream features negotiation itself owns: STARTTLS, SASL, channel binding, resource binding, session.</summary>
+    internal static StreamFeatureRegistry CreateStreamFeatures()
+    {
+        var features = new StreamFeatureRegistry();
+        features.Add(StreamFeatureStage.TlsRequired, StreamFeatureRegistry.StartTlsOrder, static s => s.StartTlsFeature());
+        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.StartTlsOrder, static s => s.StartTlsFeature());
+        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.MechanismsOrder, static s => s.MechanismsFeature());
+        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.ChannelBindingOrder, static s => s.ChannelBindingFeature());
+        features.Add(StreamFeatureStage.Authenticated, StreamFeatureRegistry.BindOrder, static _ => new XmlElement("bind", Namespaces.Bind));
+        features.Add(StreamFeatureStage.Authenticated, StreamFeatureRegistry.SessionOrder, static _ =>
+        {
+            // RFC 6121 (and RFC 3921 §3): legacy session establishment, advertised as optional as Prosody does.
+            var session = new XmlElement("session", Namespaces.Session);
+            session.AddElement("optional");
+            return session;
+        });
+        return features;
+    }
+
+    private XmlElement? StartTlsFeature()
+    {
+        if (IsSecure || Server.Certificates.Get(_host!.Name) is null) return null;
+        var starttls = new XmlElement("starttls", Namespaces.Tls);
+        if (_host.RequireEncryption) starttls.AddElement("required");
+        return starttls;
+    }
+
+    private XmlElement MechanismsFeature()
+    {
+        var mechanisms = new XmlElement("mechanisms", Namespaces.Sasl);
+        foreach (var m in Server.Modules.SaslMechanisms.OfferedNames(this)) mechanisms.AddElement("mechanism").AddText(m);
+        return mechanisms;
+    }
+
+    private XmlElement? ChannelBindingFeature()
+    {
+        if (ChannelBindingTypes() is not { } types) return null;
+        // XEP-0440: which channel-binding types this server can verify on this connection.
+        var cb = new XmlElement("sasl-channel-binding", Namespaces.ChannelBinding);
+        foreach (var type in types) cb.AddElement("channel-binding").SetAttribute("type", type);
+        return cb;
     }
 
     /// <summary>
@@ -202,20 +225,6 @@ public sealed class C2sSession : XmppStream
             ? [ScramChannelBinding.TlsServerEndPoint]
             : [ScramChannelBinding.TlsExporter, ScramChannelBinding.TlsServerEndPoint];
         return _channelBindingTypes;
-    }
-
-    private List<string> OfferedMechanisms()
-    {
-        var list = new List<string>(5);
-        if (IsSecure && Server.Options.C2s.ChannelBinding)
-        {
-            list.Add("SCRAM-SHA-256-PLUS");
-            list.Add("SCRAM-SHA-1-PLUS");
-        }
-        list.Add("SCRAM-SHA-256");
-        list.Add("SCRAM-SHA-1");
-        if (IsSecure || _host!.AllowPlainWithoutTls) list.Add("PLAIN");
-        return list;
     }
 
     /// <summary>
@@ -282,7 +291,7 @@ public sealed class C2sSession : XmppStream
         RequestTlsUpgrade(_host.Name);
     }
 
-    // ---- SASL (RFC 6120 §6) ----
+    // ---- SASL (RFC 6120 §6): a driver for any registered mechanism ----
 
     private async ValueTask HandleSaslAsync(XmlElement element)
     {
@@ -321,11 +330,12 @@ public sealed class C2sSession : XmppStream
     {
         // A new <auth/> abandons any exchange in progress (RFC 6120 §6.4.2): for the throttle that one failed.
         AbandonAttempt();
-        var mechanism = auth.GetAttribute("mechanism");
-        if (mechanism is null || !OfferedMechanisms().Contains(mechanism))
+        var name = auth.GetAttribute("mechanism");
+        var mechanism = name is null ? null : Server.Modules.SaslMechanisms.FindOffered(name, this);
+        if (mechanism is null)
         {
-            // Never echo the client's mechanism name: it can be as long as a stanza.
-            AuthFailed("invalid-mechanism", mechanism is null ? "no mechanism given" : "that mechanism is not offered; see <mechanisms/> in the stream features");
+            // RFC 6120 §6.5.5. Never echo the client's mechanism name: it can be as long as a stanza.
+            AuthFailed("invalid-mechanism", name is null ? "no mechanism given" : "that mechanism is not offered; see <mechanisms/> in the stream features");
             return;
         }
         if (!Server.AuthThrottle.TryBegin(RemoteEndPoint, out var wait, out _attemptReservation))
@@ -335,52 +345,21 @@ public sealed class C2sSession : XmppStream
             return;
         }
         _attemptStarted = true;
-        _mechanism = mechanism;
+        _mechanism = mechanism.Name;
         if (!TryDecode(auth.Text, out var data))
         {
             AuthFailed("incorrect-encoding");
             return;
         }
-        if (_mechanism == "PLAIN")
-        {
-            if (data.Length == 0)
-            {
-                Reply(new XmlElement("challenge", Namespaces.Sasl));
-                return;
-            }
-            await HandlePlainAsync(data);
-            return;
-        }
-        var hash = _mechanism.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramHash.Sha256 : ScramHash.Sha1;
-        bool plus = _mechanism.EndsWith("-PLUS", StringComparison.Ordinal);
-        var cbTypes = ChannelBindingTypes();
-        List<ScramChannelBinding>? bindings = null;
-        if (cbTypes is not null)
-        {
-            // The data of the type the client names in its GS2 header (RFC 5802 §6) is checked; both are ready.
-            // tls-server-end-point is of the certificate this connection negotiated, which a reload may have replaced since.
-            bindings = new List<ScramChannelBinding>(2);
-            if (_exporterBinding is not null) bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsExporter, _exporterBinding));
-            bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsServerEndPoint,
-                Server.Certificates.Get(_host!.Name)!.EndpointBindingOf(Tls!.LocalCertificate)));
-        }
-        _scram = new ScramServer(hash, plus, bindings)
-        {
-            // XEP-0474 §4.1: sign what this stream advertised (the same lists BuildFeatures sent).
-            DowngradeProtection = ScramDowngradeProtection.Compose(OfferedMechanisms(), cbTypes),
-        };
-        if (data.Length == 0)
-        {
-            // RFC 6120 §6.4.2: no initial response — an empty challenge asks for it.
-            Reply(new XmlElement("challenge", Namespaces.Sasl));
-            return;
-        }
-        await ScramFirstAsync(data);
+        var exchange = mechanism.Start(this);
+        _exchange = exchange;
+        ApplyStep(exchange, await exchange.StepAsync(data, this));
     }
 
     private async ValueTask HandleResponseAsync(XmlElement response)
     {
-        if (_mechanism is null)
+        var exchange = _exchange;
+        if (exchange is null)
         {
             AuthFailed("malformed-request", "no authentication in progress");
             return;
@@ -390,103 +369,69 @@ public sealed class C2sSession : XmppStream
             AuthFailed("incorrect-encoding");
             return;
         }
-        if (_mechanism == "PLAIN")
-        {
-            await HandlePlainAsync(data);
-            return;
-        }
-        var scram = _scram;
-        if (scram is null)
-        {
-            AuthFailed("malformed-request", "no authentication in progress");
-            return;
-        }
-        if (scram.AwaitsClientFirst)
-        {
-            await ScramFirstAsync(data);
-            return;
-        }
-        if (!scram.AwaitsClientFinal)
-        {
-            AuthFailed("malformed-request", "the exchange is over");
-            return;
-        }
-        if (!await HoldForAccountAsync()) return;
-        if (_scram != scram) return; // the stream closed or restarted negotiation while the answer was held
-        var result = scram.HandleClientFinal(data, out var serverFinal);
-        if (result != SaslStepResult.Success)
-        {
-            AuthFailed(scram.FailureCondition ?? "not-authorized");
-            return;
-        }
-        CompleteAuthentication(_attemptAccount!, scram.AuthorizationId, serverFinal);
+        ApplyStep(exchange, await exchange.StepAsync(data, this));
     }
 
-    private async ValueTask ScramFirstAsync(byte[] clientFirst)
+    private void ApplyStep(ISaslExchange exchange, SaslStep step)
     {
-        var scram = _scram!;
-        if (scram.HandleClientFirst(clientFirst) != SaslStepResult.Continue)
+        // The attempt may have ended while the step waited for storage or the throttle (refused, stream closed):
+        // then there is nothing left to answer.
+        if (_exchange != exchange) return;
+        switch (step.Kind)
         {
-            AuthFailed(scram.FailureCondition ?? "malformed-request");
-            return;
+            case SaslStepKind.Challenge:
+                var challenge = new XmlElement("challenge", Namespaces.Sasl);
+                if (step.Data is { Length: > 0 } data) challenge.AddText(Convert.ToBase64String(data));
+                Reply(challenge);
+                break;
+            case SaslStepKind.Success:
+                CompleteAuthentication(step.Account!, step.AuthorizationId, step.Data);
+                break;
+            case SaslStepKind.Failure:
+                AuthFailed(step.Condition ?? "not-authorized", step.Text);
+                break;
+            case SaslStepKind.Ended:
+                break;
         }
-        var (local, account) = await LookupAsync(scram.Username!);
-        if (_scram != scram) return;
-        _attemptAccount = local;
-        var hash = _mechanism!.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramHash.Sha256 : ScramHash.Sha1;
-        ScramCredential? credential = account is null ? null : hash == ScramHash.Sha256 ? account.Sha256 : account.Sha1;
-        ScramCredential? standIn = null;
-        if (credential is null) standIn = Server.ScramStandIns.For(hash, _host!.Name, local ?? scram.Username!);
-        else Server.ScramStandIns.Observe(credential);
-        var challenge = new XmlElement("challenge", Namespaces.Sasl);
-        challenge.AddText(Convert.ToBase64String(scram.CreateServerFirst(credential, standIn)));
-        Reply(challenge);
     }
 
-    private async ValueTask HandlePlainAsync(byte[] data)
+    // What a mechanism sees of this stream (ISaslStream); Server and IsSecure come from XmppStream.
+
+    HostOptions ISaslStream.Host => _host!;
+
+    bool ISaslStream.OffersChannelBinding => IsSecure && Server.Options.C2s.ChannelBinding;
+
+    IReadOnlyList<ScramChannelBinding>? ISaslStream.ChannelBindings()
     {
-        // RFC 4616: [authzid] NUL authcid NUL passwd
-        int first = Array.IndexOf(data, (byte)0);
-        int second = first < 0 ? -1 : Array.IndexOf(data, (byte)0, first + 1);
-        if (first < 0 || second < 0 || data.Length > MaxPlainMessage)
-        {
-            AuthFailed("malformed-request");
-            return;
-        }
-        string authzid, authcid, password;
-        try
-        {
-            authzid = StrictUtf8.GetString(data, 0, first);
-            authcid = StrictUtf8.GetString(data, first + 1, second - first - 1);
-            password = StrictUtf8.GetString(data, second + 1, data.Length - second - 1);
-        }
-        catch (DecoderFallbackException)
-        {
-            AuthFailed("malformed-request");
-            return;
-        }
-        var (local, account) = await LookupAsync(authcid);
-        _attemptAccount = local;
-        if (!await HoldForAccountAsync()) return;
-        if (account is not null) Server.ScramStandIns.Observe(account.Sha256);
-        // An unknown account costs the same PBKDF2 run as a known one, so the answer's timing does not tell them apart.
-        var credential = account?.Sha256 ?? Server.ScramStandIns.For(ScramHash.Sha256, _host!.Name, local ?? authcid);
-        bool ok = credential.Verify(password) & account is not null;
-        if (!ok)
-        {
-            AuthFailed("not-authorized");
-            return;
-        }
-        CompleteAuthentication(local!, authzid.Length == 0 ? null : authzid, null);
+        var types = ChannelBindingTypes();
+        if (types is null) return null;
+        // The data of the type the client names in its GS2 header (RFC 5802 §6) is checked; both are ready.
+        // tls-server-end-point is of the certificate this connection negotiated, which a reload may have replaced since.
+        var bindings = new List<ScramChannelBinding>(2);
+        if (_exporterBinding is not null) bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsExporter, _exporterBinding));
+        bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsServerEndPoint,
+            Server.Certificates.Get(_host!.Name)!.EndpointBindingOf(Tls!.LocalCertificate)));
+        return bindings;
     }
 
-    /// <summary>The normalised localpart (null if no account can have this name, RFC 7622 §3.3) and its account, if any.</summary>
-    private async ValueTask<(string? Local, Storage.StoredAccount? Account)> LookupAsync(string username)
+    // XEP-0474 §4.1: the same lists MechanismsFeature and ChannelBindingFeature sent.
+    string ISaslStream.DowngradeProtection() =>
+        ScramDowngradeProtection.Compose(Server.Modules.SaslMechanisms.OfferedNames(this), ChannelBindingTypes());
+
+    ValueTask<SaslAccount> ISaslStream.LookupAsync(string username) => LookupAsync(username);
+
+    ValueTask<bool> ISaslStream.HoldForAccountAsync() => HoldForAccountAsync();
+
+    private async ValueTask<SaslAccount> LookupAsync(string username)
     {
         // PRECIS UsernameCaseMapped, as accounts are stored: "Nobody" and "nobody" are one name, known or not.
-        if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return (null, null);
+        if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return default;
         _authenticatingAs = local; // before the read: see AccountLocalpart
-        return (local, await Server.Storage.Accounts.GetAsync(_host!.Name, local));
+        var exchange = _exchange;
+        var account = await Server.Storage.Accounts.GetAsync(_host!.Name, local);
+        // From here the attempt counts against this account (unless it ended while the account was read).
+        if (_exchange == exchange) _attemptAccount = local;
+        return new SaslAccount(local, account);
     }
 
     /// <summary>The per-account throttle: waits before the credentials are checked, or refuses. False: the attempt is over.</summary>
@@ -523,7 +468,7 @@ public sealed class C2sSession : XmppStream
         _exporterBinding = null;
         if (Slot is not null) Server.Connections.Authenticated(Slot);
         var success = new XmlElement("success", Namespaces.Sasl);
-        if (serverFinal is not null) success.AddText(Convert.ToBase64String(serverFinal));
+        if (serverFinal is { Length: > 0 }) success.AddText(Convert.ToBase64String(serverFinal));
         Reply(success);
         _log.LogInformation("{Connection}: authenticated as {Jid} with {Mechanism}", ConnectionId, bare, mechanism);
         // RFC 6120 §6.4.6: the client now sends a new stream header over the same connection.
@@ -534,7 +479,7 @@ public sealed class C2sSession : XmppStream
     /// <summary>Ends the exchange in progress: whatever the step, the next client message must be a new &lt;auth/&gt;.</summary>
     private void ResetSasl()
     {
-        _scram = null;
+        _exchange = null;
         _mechanism = null;
         _attemptStarted = false;
         _attemptAccount = null;
