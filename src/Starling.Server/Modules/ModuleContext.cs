@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Starling.Server.Pipeline;
 using Starling.Server.Sessions;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -105,12 +106,12 @@ public sealed class ModuleContext
         remove => Server.Modules.SessionClosed -= value;
     }
 
-    /// <summary>Handles presence a local client sends without 'to' (broadcast), or directed presence.</summary>
-    public void OnClientPresence(Func<C2sSession, XmlElement, ValueTask> handler) => Server.Modules.ClientPresence = handler;
-
     /// <summary>
-    /// Handles a message for a local account that has no resource to take it now (RFC 6121 §8.5.2.2):
-    /// returns true if it took responsibility (stored it, or bounced it itself).
+    /// Adds a handler to a pipeline event (<c>pre-message/bare</c>, <c>message/offline</c>, <c>presence/full</c>…).
+    /// Higher priorities run first; the router's defaults sit at 0; returning true stops the chain.
     /// </summary>
-    public void OnUndeliverableMessage(Func<Jid, XmlElement, ValueTask<bool>> handler) => Server.Modules.UndeliverableMessage = handler;
+    public void Hook(StanzaEvent e, StanzaHandler handler, int priority = 0) => Server.Modules.Hook(e, handler, priority);
+
+    /// <summary>Handles the top-level element {<paramref name="ns"/>}<paramref name="name"/> on a bound c2s stream (XEP-0198, XEP-0352…).</summary>
+    public void OnNonza(string ns, string name, NonzaHandler handler) => Server.Modules.AddNonzaHandler(ns, name, handler);
 }

@@ -1,16 +1,25 @@
+using System.Collections.Frozen;
+using Microsoft.Extensions.Logging;
+using Starling.Server.Pipeline;
 using Starling.Server.Sessions;
 using Starling.Xml;
-using Starling.Xmpp;
 
 namespace Starling.Server.Modules;
 
-/// <summary>The handlers and features the enabled modules registered. Lookups are allocation-free.</summary>
+/// <summary>
+/// The handlers and features the enabled modules registered. Registration happens while the server starts; then
+/// <see cref="Freeze"/> builds the stanza pipeline's chains and the iq and nonza tables, and lookups are allocation-free.
+/// </summary>
 public sealed class ModuleRegistry
 {
-    private readonly Dictionary<(IqType, IqAddress, string), IqHandler> _iq = [];
     private readonly List<string> _hostFeatures = [];
     private readonly List<string> _accountFeatures = [];
     private readonly List<Func<C2sSession, XmlElement?>> _streamFeatures = [];
+    private Dictionary<(IqType, IqAddress, string), IqHandler>? _iqBuilder = [];
+    private Dictionary<(string, string), NonzaHandler>? _nonzaBuilder = [];
+    private StanzaPipelineBuilder? _hooks = new();
+    private FrozenDictionary<(IqType, IqAddress, string), IqHandler> _iq = FrozenDictionary<(IqType, IqAddress, string), IqHandler>.Empty;
+    private FrozenDictionary<(string, string), NonzaHandler> _nonzas = FrozenDictionary<(string, string), NonzaHandler>.Empty;
 
     public IReadOnlyList<string> HostFeatures => _hostFeatures;
 
@@ -20,18 +29,26 @@ public sealed class ModuleRegistry
 
     public IReadOnlyList<string> Enabled { get; internal set; } = [];
 
+    /// <summary>The frozen stanza pipeline (built by <see cref="Freeze"/>).</summary>
+    public StanzaPipeline Pipeline { get; private set; } = null!;
+
     internal event Func<C2sSession, ValueTask>? SessionAvailable;
 
     internal event Func<C2sSession, ValueTask>? SessionClosed;
 
-    internal Func<C2sSession, XmlElement, ValueTask>? ClientPresence { get; set; }
-
-    internal Func<Jid, XmlElement, ValueTask<bool>>? UndeliverableMessage { get; set; }
+    internal void Hook(StanzaEvent e, StanzaHandler handler, int priority) => Builder(_hooks).Hook(e, handler, priority);
 
     internal void AddIqHandler(IqType type, IqAddress address, string ns, IqHandler handler)
     {
-        if (!_iq.TryAdd((type, address, ns), handler))
+        if (!Builder(_iqBuilder).TryAdd((type, address, ns), handler))
             throw new InvalidOperationException($"two modules handle iq-{type}/{address}/{ns}".ToLowerInvariant());
+    }
+
+    internal void AddNonzaHandler(string ns, string name, NonzaHandler handler)
+    {
+        if (ns == Starling.Xmpp.Namespaces.Client) throw new ArgumentException("jabber:client elements are stanzas, not nonzas", nameof(ns));
+        if (!Builder(_nonzaBuilder).TryAdd((ns, name), handler))
+            throw new InvalidOperationException($"two modules handle the nonza {{{ns}}}{name}");
     }
 
     internal void AddDiscoFeature(string feature, bool alsoAccount)
@@ -42,8 +59,26 @@ public sealed class ModuleRegistry
 
     internal void AddStreamFeature(Func<C2sSession, XmlElement?> feature) => _streamFeatures.Add(feature);
 
+    /// <summary>Ends registration: the chains and tables are built once and never change while the server runs.</summary>
+    internal void Freeze(ILogger log, StanzaBounce bounce)
+    {
+        Pipeline = Builder(_hooks).Build(log, bounce);
+        _iq = Builder(_iqBuilder).ToFrozenDictionary();
+        _nonzas = Builder(_nonzaBuilder).ToFrozenDictionary();
+        _hooks = null;
+        _iqBuilder = null;
+        _nonzaBuilder = null;
+    }
+
+    /// <summary>The module handler of iq-{type}/{address}/{namespace}: one frozen-dictionary lookup.</summary>
     public IqHandler? FindIqHandler(IqType type, IqAddress address, string ns) =>
         _iq.GetValueOrDefault((type, address, ns));
+
+    /// <summary>The handler of a nonza, or null (the stream is then closed with unsupported-stanza-type).</summary>
+    public NonzaHandler? FindNonzaHandler(string ns, string name) => _nonzas.GetValueOrDefault((ns, name));
+
+    private static T Builder<T>(T? builder) where T : class =>
+        builder ?? throw new InvalidOperationException("modules register while the server starts; the pipeline is frozen now");
 
     internal async ValueTask RaiseSessionAvailableAsync(C2sSession session)
     {
