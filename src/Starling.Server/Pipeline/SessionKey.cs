@@ -24,8 +24,9 @@ public sealed class SessionKey<T>
 
 /// <summary>
 /// Hands out slot indexes (the number of keys the process created sizes each session's slot array) and reads and
-/// writes a session's slot array: reads lock-free from any thread, writes under the owner's lock, the array allocated on
-/// first use and grown by copy, so a reader always sees a complete array.
+/// writes a session's slot array. Reads are lock-free from any thread; a write copies the small array and swaps it in
+/// (compare-and-swap), so a reader always sees a complete array and a session needs no lock object. Writes are rare
+/// (a roster fetch, the first directed presence), never per stanza.
 /// </summary>
 internal static class SessionSlots
 {
@@ -41,18 +42,16 @@ internal static class SessionSlots
         return slots is not null && key.Index < slots.Length && slots[key.Index] is T value ? value : default;
     }
 
-    /// <summary>Sets <paramref name="key"/>'s slot in <paramref name="slots"/>; the caller holds its lock.</summary>
     public static void Set<T>(ref object?[]? slots, SessionKey<T> key, T? value)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var current = slots;
-        if (current is null || key.Index >= current.Length)
+        while (true)
         {
-            var grown = new object?[Math.Max(Count, key.Index + 1)];
-            current?.CopyTo(grown, 0);
-            current = grown;
+            var current = Volatile.Read(ref slots);
+            var next = new object?[Math.Max(Math.Max(Count, key.Index + 1), current?.Length ?? 0)];
+            current?.CopyTo(next, 0);
+            next[key.Index] = value;
+            if (ReferenceEquals(Interlocked.CompareExchange(ref slots, next, current), current)) return;
         }
-        current[key.Index] = value;
-        Volatile.Write(ref slots, current);
     }
 }

@@ -22,7 +22,11 @@ public sealed class LocalRouter : IRouter
     {
         _server = server;
         _log = server.LoggerFactory.CreateLogger<LocalRouter>();
+        Domains = DomainTable.For(server.Options);
     }
+
+    /// <summary>Local hosts, internal services, components; everything else is remote.</summary>
+    public DomainTable Domains { get; }
 
     /// <summary>
     /// The router's RFC 6121 §8.5 rules, as the default handlers (priority 0) of the delivery events, and the last
@@ -60,9 +64,9 @@ public sealed class LocalRouter : IRouter
     /// </summary>
     internal ValueTask RouteAsync(StanzaKind kind, XmlElement stanza, Jid from, Jid to, bool explicitTo = true)
     {
-        if (!_server.IsLocalHost(to.Domain))
+        if (Domains.Resolve(to.Domain) != DomainKind.LocalHost)
         {
-            // No s2s yet: RFC 6120 §8.3.3.13 remote-server-not-found.
+            // No s2s, components or internal services yet: RFC 6120 §8.3.3.13 remote-server-not-found.
             Bounce(stanza, from, to, StanzaErrorCondition.RemoteServerNotFound, $"this server does not federate yet ({to.Domain} is not local)");
             return ValueTask.CompletedTask;
         }

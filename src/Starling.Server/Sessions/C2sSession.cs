@@ -39,7 +39,6 @@ public sealed class C2sSession : XmppStream
     private byte[]? _exporterBinding;       // its RFC 9266 tls-exporter data, when offered
     private object?[]? _slots;              // module state (Get/Set), allocated on first use
     private Pipeline.OutgoingFilterChain? _outgoing; // null: no outgoing filters, one check per stanza
-    private readonly Lock _moduleStateLock = new(); // writers of _slots and _outgoing (rare); readers take no lock
 
     public C2sSession(XmppServer server, ConnectionContext connection)
         : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueueBytes, Namespaces.Client, ReadBudget.For(server.Options.C2s))
@@ -105,11 +104,8 @@ public sealed class C2sSession : XmppStream
     /// <summary>The module state in <paramref name="key"/>'s slot (default when never set). Lock-free; any thread.</summary>
     public T? Get<T>(Pipeline.SessionKey<T> key) => Pipeline.SessionSlots.Get(Volatile.Read(ref _slots), key);
 
-    /// <summary>Sets the module state in <paramref name="key"/>'s slot. The array is allocated on first use.</summary>
-    public void Set<T>(Pipeline.SessionKey<T> key, T? value)
-    {
-        lock (_moduleStateLock) Pipeline.SessionSlots.Set(ref _slots, key, value);
-    }
+    /// <summary>Sets the module state in <paramref name="key"/>'s slot (copy and swap: no lock, any thread).</summary>
+    public void Set<T>(Pipeline.SessionKey<T> key, T? value) => Pipeline.SessionSlots.Set(ref _slots, key, value);
 
     // ---- delivery to the client, through the session's outgoing filters ----
 
@@ -119,12 +115,21 @@ public sealed class C2sSession : XmppStream
     /// </summary>
     public void AddOutgoingFilter(Pipeline.OutgoingFilter filter, int priority = 0)
     {
-        lock (_moduleStateLock) Volatile.Write(ref _outgoing, Pipeline.OutgoingFilterChain.With(_outgoing, filter, priority));
+        // Copy and swap: delivery on other threads reads the chain without a lock, and a session carries no lock object.
+        while (true)
+        {
+            var current = Volatile.Read(ref _outgoing);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _outgoing, Pipeline.OutgoingFilterChain.With(current, filter, priority), current), current)) return;
+        }
     }
 
     public void RemoveOutgoingFilter(Pipeline.OutgoingFilter filter)
     {
-        lock (_moduleStateLock) Volatile.Write(ref _outgoing, Pipeline.OutgoingFilterChain.Without(_outgoing, filter));
+        while (true)
+        {
+            var current = Volatile.Read(ref _outgoing);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _outgoing, Pipeline.OutgoingFilterChain.Without(current, filter), current), current)) return;
+        }
     }
 
     /// <summary>Hands a stanza to this client. False if the session is closing (the caller re-routes).</summary>
