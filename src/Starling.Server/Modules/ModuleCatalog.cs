@@ -92,11 +92,19 @@ public static class ModuleCatalog
     /// Creates and registers every module that at least one host runs (one instance shared by all hosts), each with its
     /// typed options; then resolves, once, what each host offers (<see cref="ModuleRegistry.ResolveHosts"/>).
     /// </summary>
-    internal static void RegisterAll(XmppServer server)
+    internal static void RegisterAll(XmppServer server, IEnumerable<IModule>? extraModules = null)
     {
         var options = server.Options;
+        // Modules given by the caller (tests) come after the catalog's, run on every host and have no options.
+        var extras = extraModules is null ? [] : new List<IModule>(extraModules);
         var hosts = new (string Host, bool[] Enabled)[options.Hosts.Count];
-        for (int i = 0; i < hosts.Length; i++) hosts[i] = (options.Hosts[i].Name, EnabledOn(options, options.Hosts[i]));
+        for (int i = 0; i < hosts.Length; i++)
+        {
+            var enabled = EnabledOn(options, options.Hosts[i]);
+            Array.Resize(ref enabled, All.Count + extras.Count);
+            for (int j = All.Count; j < enabled.Length; j++) enabled[j] = true;
+            hosts[i] = (options.Hosts[i].Name, enabled);
+        }
         var registered = new List<string>();
         foreach (var m in All)
         {
@@ -109,6 +117,12 @@ public static class ModuleCatalog
             if (!any) continue;
             m.Create().Register(new ModuleContext(server, m, m.OptionsOf(options.Modules), everywhere));
             registered.Add(m.Name);
+        }
+        for (int j = 0; j < extras.Count; j++)
+        {
+            var module = extras[j];
+            module.Register(new ModuleContext(server, new ModuleDescriptor(All.Count + j, module.Name, () => module, null), null, everywhere: true));
+            registered.Add(module.Name);
         }
         server.Modules.Enabled = registered;
         server.Modules.ResolveHosts(hosts);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Starling.Server.Negotiation;
+using Starling.Server.Pipeline;
 using Starling.Server.Sessions;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -149,38 +150,44 @@ public sealed class ModuleContext
         remove => Server.Modules.SessionClosed -= OnItsHosts(value);
     }
 
-    /// <summary>Handles presence a local client sends without 'to' (broadcast), or directed presence.</summary>
-    public void OnClientPresence(Func<C2sSession, XmlElement, ValueTask> handler)
+    /// <summary>
+    /// Adds a handler to a pipeline event (<c>pre-message/bare</c>, <c>message/offline</c>, <c>presence/full</c>…).
+    /// Higher priorities run first; the router's defaults sit at 0; returning true stops the chain.
+    /// </summary>
+    public void Hook(StanzaEvent e, StanzaHandler handler, int priority = 0)
     {
-        if (_everywhere)
+        if (!_everywhere)
         {
-            Server.Modules.ClientPresence = handler;
-            return;
+            // On a host without the module the handler lets the chain go on, as if it were not there: pre-events are the
+            // sender's (its session's host), delivery events the addressee's.
+            int module = _module.Index;
+            var inner = handler;
+            var modules = Server.Modules;
+            handler = e.Stage == StanzaStage.Pre
+                ? context => context.Origin?.HostModules is { } host && !host.Enables(module) ? new ValueTask<bool>(false) : inner(context)
+                : context => modules.ForHost(context.To.Domain) is { } host && !host.Enables(module) ? new ValueTask<bool>(false) : inner(context);
         }
-        int module = _module.Index;
-        // On a host without the module, presence is handled as C2sSession does when no module handles it: directed
-        // presence is routed, broadcasts go nowhere.
-        Server.Modules.ClientPresence = (session, presence) =>
-            session.HostModules is { } host && host.Enables(module) ? handler(session, presence)
-            : presence.GetAttribute("to") is { } to ? Server.Router.RouteAsync(presence, session.Jid!, Jid.Parse(to))
-            : ValueTask.CompletedTask;
+        Server.Modules.Hook(e, handler, priority);
     }
 
-    /// <summary>
-    /// Handles a message for a local account that has no resource to take it now (RFC 6121 §8.5.2.2):
-    /// returns true if it took responsibility (stored it, or bounced it itself).
-    /// </summary>
-    public void OnUndeliverableMessage(Func<Jid, XmlElement, ValueTask<bool>> handler)
+    /// <summary>Handles the top-level element {<paramref name="ns"/>}<paramref name="name"/> on a bound c2s stream (XEP-0198, XEP-0352…).</summary>
+    public void OnNonza(string ns, string name, NonzaHandler handler)
     {
-        if (_everywhere)
+        if (!_everywhere)
         {
-            Server.Modules.UndeliverableMessage = handler;
-            return;
+            int module = _module.Index;
+            var inner = handler;
+            // Not the host's module: the element is unknown there (the session closes the stream as for any unhandled one).
+            handler = (session, element) => session.HostModules is { } host && !host.Enables(module)
+                ? UnhandledNonza(session, element) : inner(session, element);
         }
-        int module = _module.Index;
-        // Not taken on a host without the module: the router bounces it, as with no module at all.
-        Server.Modules.UndeliverableMessage = (bare, message) =>
-            Server.Modules.ForHost(bare.Domain) is { } host && host.Enables(module) ? handler(bare, message) : ValueTask.FromResult(false);
+        Server.Modules.AddNonzaHandler(ns, name, handler);
+    }
+
+    private static ValueTask UnhandledNonza(C2sSession session, XmlElement element)
+    {
+        session.Close(StreamErrors.UnsupportedStanzaType, $"element {C2sSession.Echo(element.Name)} in namespace {C2sSession.Echo(element.Namespace)} is not a stanza this server knows");
+        return ValueTask.CompletedTask;
     }
 
     /// <summary>The handler itself when every host runs the module; else one that skips sessions of hosts that do not.</summary>

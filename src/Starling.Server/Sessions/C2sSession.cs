@@ -40,6 +40,8 @@ public sealed class C2sSession : XmppStream, ISaslStream
     private Jid? _lastTo;
     private string[]? _channelBindingTypes; // what this TLS connection advertises (XEP-0440), until authenticated
     private byte[]? _exporterBinding;       // its RFC 9266 tls-exporter data, when offered
+    private object?[]? _slots;              // module state (Get/Set), allocated on first use
+    private Pipeline.OutgoingFilterChain? _outgoing; // null: no outgoing filters, one check per stanza
 
     public C2sSession(XmppServer server, ConnectionContext connection)
         : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueueBytes, Namespaces.Client, ReadBudget.For(server.Options.C2s))
@@ -79,30 +81,83 @@ public sealed class C2sSession : XmppStream, ISaslStream
     /// <summary>The last available presence broadcast, as sent (with 'from').</summary>
     public XmlElement? Presence { get; internal set; }
 
-    /// <summary>True once the client fetched its roster: it then receives roster pushes (RFC 6121 §2.1.6).</summary>
-    public bool RosterRequested { get; internal set; }
-
-    /// <summary>The roster as loaded when the session became available (for presence broadcast).</summary>
-    public Storage.RosterSnapshot? Roster { get; internal set; }
-
-    /// <summary>Entities this session sent directed presence to (RFC 6121 §4.6), told when it goes offline.</summary>
-    public HashSet<Jid>? DirectedPresence { get; internal set; }
-
     /// <summary>Set by the server timer once it has pinged this silent client.</summary>
     internal bool IdlePinged { get; set; }
 
-    /// <summary>Sends a XEP-0199 ping from the server; any answer (even an error) counts as activity.</summary>
+    /// <summary>
+    /// Sends a XEP-0199 ping from the server through the router, tracked (IqTracker) so the answer reaches a waiter
+    /// instead of being dropped; any answer (even an error) already counts as activity. The idle timeout itself stays with
+    /// the server timer. When too many server requests are waiting the ping goes out untracked, as before.
+    /// </summary>
     internal void SendPing()
     {
+        var jid = Jid;
+        if (jid is null) return;
         var iq = new XmlElement("iq", Namespaces.Client);
-        iq.SetAttribute("id", "ping-" + NewId()[..8]).SetAttribute("type", "get")
-          .SetAttribute("from", Domain).SetAttribute("to", Jid?.ToString());
+        iq.SetAttribute("type", "get");
         iq.AddElement("ping", Namespaces.Ping);
-        Deliver(iq);
+        var host = Server.HostJid(jid.Domain);
+        var outcome = Server.IqTracker.SendAsync(iq, host, jid, TimeSpan.FromSeconds(Server.Options.C2s.IdleTimeoutSeconds));
+        if (outcome.IsCompletedSuccessfully && outcome.Result.Kind == Pipeline.IqOutcomeKind.Refused)
+        {
+            iq.SetAttribute("id", "ping-" + NewId()[..8]).SetAttribute("from", host.ToString()).SetAttribute("to", jid.ToString());
+            Deliver(iq);
+        }
+    }
+
+    // ---- per-session module state (typed slots) ----
+
+    /// <summary>The module state in <paramref name="key"/>'s slot (default when never set). Lock-free; any thread.</summary>
+    public T? Get<T>(Pipeline.SessionKey<T> key) => Pipeline.SessionSlots.Get(Volatile.Read(ref _slots), key);
+
+    /// <summary>Sets the module state in <paramref name="key"/>'s slot (copy and swap: no lock, any thread).</summary>
+    public void Set<T>(Pipeline.SessionKey<T> key, T? value) => Pipeline.SessionSlots.Set(ref _slots, key, value);
+
+    // ---- delivery to the client, through the session's outgoing filters ----
+
+    /// <summary>
+    /// Adds a filter that sees every stanza before it is queued for this client (higher priorities first; CSI, stream
+    /// management counting). A session without filters pays one null check per stanza.
+    /// </summary>
+    public void AddOutgoingFilter(Pipeline.OutgoingFilter filter, int priority = 0)
+    {
+        // Copy and swap: delivery on other threads reads the chain without a lock, and a session carries no lock object.
+        while (true)
+        {
+            var current = Volatile.Read(ref _outgoing);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _outgoing, Pipeline.OutgoingFilterChain.With(current, filter, priority), current), current)) return;
+        }
+    }
+
+    public void RemoveOutgoingFilter(Pipeline.OutgoingFilter filter)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _outgoing);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _outgoing, Pipeline.OutgoingFilterChain.Without(current, filter), current), current)) return;
+        }
     }
 
     /// <summary>Hands a stanza to this client. False if the session is closing (the caller re-routes).</summary>
     public bool Deliver(XmlElement stanza)
+    {
+        var filters = Volatile.Read(ref _outgoing);
+        if (filters is not null && !filters.Run(this, ref stanza)) return true; // held: the filter owns it now
+        return SendStanza(stanza);
+    }
+
+    /// <summary>
+    /// Hands on a stanza that <paramref name="heldBy"/> held: the filters after it run, then it is queued. False if the
+    /// session is closing (the filter re-routes it).
+    /// </summary>
+    public bool Release(Pipeline.OutgoingFilter heldBy, XmlElement stanza)
+    {
+        var filters = Volatile.Read(ref _outgoing);
+        if (filters is not null && !filters.Run(this, ref stanza, filters.IndexOf(heldBy) + 1)) return true;
+        return SendStanza(stanza);
+    }
+
+    private bool SendStanza(XmlElement stanza)
     {
         if (!Send(stanza)) return false;
         if (XmlTrace) TraceXml(">>>", stanza);
@@ -255,6 +310,12 @@ public sealed class C2sSession : XmppStream, ISaslStream
         if (element.Namespace == Namespaces.Sasl) { await HandleSaslAsync(element); return; }
         if (element.Namespace != Namespaces.Client || element.Name is not ("message" or "presence" or "iq"))
         {
+            // Nonzas on a bound stream (XEP-0198, XEP-0352…) go to the module that registered them.
+            if (Jid is not null && element.Namespace != Namespaces.Client && Server.Modules.FindNonzaHandler(element.Namespace, element.Name) is { } nonza)
+            {
+                await HandleNonzaAsync(nonza, element);
+                return;
+            }
             Close(StreamErrors.UnsupportedStanzaType, $"element {Echo(element.Name)} in namespace {Echo(element.Namespace)} is not a stanza this server knows");
             return;
         }
@@ -599,6 +660,19 @@ public sealed class C2sSession : XmppStream, ISaslStream
 
     // ---- stanzas (RFC 6120 §8, RFC 6121) ----
 
+    private async ValueTask HandleNonzaAsync(Pipeline.NonzaHandler handler, XmlElement element)
+    {
+        try
+        {
+            await handler(this, element);
+        }
+        catch (Exception ex)
+        {
+            // Contained like a stanza handler's failure: one log entry, the stream stays up (a nonza has no error reply).
+            _log.LogError(ex, "{Connection}: handler of the nonza {Name} in {Namespace} failed", ConnectionId, element.Name, element.Namespace);
+        }
+    }
+
     private async ValueTask HandleStanzaAsync(XmlElement stanza)
     {
         var jid = Jid!;
@@ -639,14 +713,30 @@ public sealed class C2sSession : XmppStream, ISaslStream
                 break;
             case "message":
                 // RFC 6121 §8.1.1.1: a message without 'to' is for the sender's own bare JID.
-                await Server.Router.RouteAsync(stanza, jid, to ?? jid.Bare);
+                await PostAsync(Pipeline.StanzaKind.Message, stanza, to);
                 break;
             case "presence":
-                var handler = Server.Modules.ClientPresence;
-                if (handler is not null) await handler(this, stanza);
-                else if (to is not null) await Server.Router.RouteAsync(stanza, jid, to);
+                // Without 'to' a broadcast (the presence module handles pre-presence/bare); unhandled, it goes nowhere.
+                await PostAsync(Pipeline.StanzaKind.Presence, stanza, to);
                 break;
         }
+    }
+
+    /// <summary>
+    /// The stanza's pre-event (pre-message/bare…) in this session's context, then, unless a handler took it, the
+    /// router. A stanza without 'to' is addressed to the sender's bare JID (RFC 6120 §10.3.3, RFC 6121 §8.1.1.1).
+    /// </summary>
+    private async ValueTask PostAsync(Pipeline.StanzaKind kind, XmlElement stanza, Jid? to)
+    {
+        var jid = Jid!;
+        var target = to ?? jid.Bare;
+        bool explicitTo = to is not null;
+        var pipeline = Server.Modules.Pipeline;
+        var e = Pipeline.StanzaEvent.For(Pipeline.StanzaStage.Pre, kind, target);
+        if (pipeline.HandlerCount(e) > 0 && await pipeline.FireAsync(e, new Pipeline.StanzaContext(stanza, jid, target, this, explicitTo))) return;
+        // Presence without 'to' that no handler took (the presence module disabled) has nobody to go to.
+        if (kind == Pipeline.StanzaKind.Presence && !explicitTo) return;
+        await Server.Router.RouteAsync(kind, stanza, jid, target, explicitTo);
     }
 
     private async ValueTask HandleIqAsync(XmlElement iq, Jid? to)
@@ -667,7 +757,7 @@ public sealed class C2sSession : XmppStream, ISaslStream
             Deliver(result);
             return;
         }
-        await Server.Router.RouteIqAsync(iq, Jid!, to ?? Jid!.Bare, explicitTo: to is not null);
+        await PostAsync(Pipeline.StanzaKind.Iq, iq, to);
     }
 
     // ---- end ----

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using Starling.Server.Pipeline;
 using Starling.Server.Sessions;
 using Starling.Server.Storage;
 using Starling.Xml;
@@ -44,12 +45,15 @@ public sealed class OfflineModule : IModule
         _quota = options.QuotaMessages;
         _quotaBytes = options.QuotaBytes;
         context.AddDiscoFeature(Namespaces.Offline);
-        context.OnUndeliverableMessage(StoreAsync);
+        // message/offline (RFC 6121 §8.5.2.2): the router's service-unavailable at the end of the chain is the fallback.
+        context.Hook(StanzaEvent.MessageOffline, StoreAsync);
         context.SessionAvailable += DeliverAsync;
     }
 
-    private async ValueTask<bool> StoreAsync(Jid bare, XmlElement message)
+    private async ValueTask<bool> StoreAsync(StanzaContext offline)
     {
+        var bare = offline.To;
+        var message = offline.Stanza;
         if (!ShouldStore(message)) return true; // XEP-0085 §5.6 / XEP-0334: nothing worth keeping
         var from = message.GetAttribute("from");
         var xml = XmlWriter.ToXmlString(WithDelay(message, bare.Domain, DateTimeOffset.UtcNow), parentNamespace: null);

@@ -1,3 +1,4 @@
+using Starling.Server.Pipeline;
 using Starling.Server.Storage;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -10,6 +11,9 @@ namespace Starling.Server.Modules.Roster;
 /// </summary>
 public sealed class RosterModule : IModule
 {
+    /// <summary>True once the client fetched its roster: it then receives roster pushes (RFC 6121 §2.1.6).</summary>
+    internal static readonly SessionKey<bool> RosterRequested = new("roster.requested");
+
     private ModuleContext _context = null!;
     private RosterOptions _options = null!;
 
@@ -29,7 +33,7 @@ public sealed class RosterModule : IModule
     {
         var user = request.From;
         var roster = await _context.Server.Storage.Roster.GetAsync(user.Domain, user.Local!);
-        if (request.Session is { } session) session.RosterRequested = true;
+        if (request.Session is { } session && !session.Get(RosterRequested)) session.Set(RosterRequested, true);
         // RFC 6121 §2.6.3: the client's version is current — an empty result, changes come as pushes.
         var clientVer = request.Payload.GetAttribute("ver");
         if (clientVer is not null && clientVer == roster.Version) return IqReply.Result();
@@ -102,7 +106,7 @@ public sealed class RosterModule : IModule
     {
         foreach (var session in _context.Server.Sessions.GetSessions(bare))
         {
-            if (!session.RosterRequested) continue;
+            if (!session.Get(RosterRequested)) continue;
             var iq = new XmlElement("iq", Namespaces.Client);
             iq.SetAttribute("id", "push-" + Sessions.XmppStream.NewId()[..8]).SetAttribute("type", "set").SetAttribute("to", session.Jid!.ToString());
             var query = iq.AddElement("query", Namespaces.Roster);
