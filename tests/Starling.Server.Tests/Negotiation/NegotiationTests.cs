@@ -64,9 +64,7 @@ public sealed class NegotiationTests
 
     private static async Task<TestServer> StartAsync(params string[] extra)
     {
-        var server = await TestServer.StartAsync(extra);
-        var module = new TestNegotiationModule();
-        module.Register(new ModuleContext(server.Server, module.Name));
+        var server = await TestServer.StartWithModulesAsync([new TestNegotiationModule()], extra);
         await server.AddUserAsync("alice");
         return server;
     }
