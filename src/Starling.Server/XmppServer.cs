@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Starling.Server.Configuration;
 using Starling.Server.Modules;
+using Starling.Server.Pipeline;
 using Starling.Server.Routing;
 using Starling.Server.Sessions;
 using Starling.Server.Storage;
@@ -39,6 +40,7 @@ public sealed class XmppServer : IAsyncDisposable
             MaxNamespaceBytes = config.Options.Limits.MaxNamespaceBytes,
         };
         Router = new LocalRouter(this);
+        IqTracker = new IqTracker((iq, from, to) => Router.RouteAsync(iq, from, to));
         AuthThrottle = new AuthThrottle(config.Options.Auth);
         ScramStandIns = new Xmpp.Sasl.ScramStandIns(AuthSecret.LoadOrCreate(config.DataDirectory));
         Connections = new ConnectionRegistry(config.Options.Limits);
@@ -68,6 +70,9 @@ public sealed class XmppServer : IAsyncDisposable
 
     public LocalRouter Router { get; }
 
+    /// <summary>Iq requests the server sent and the answers they wait for (see <see cref="SendIqAsync"/>).</summary>
+    public IqTracker IqTracker { get; }
+
     public ModuleRegistry Modules { get; } = new();
 
     public XmlLimits XmlLimits { get; }
@@ -78,20 +83,29 @@ public sealed class XmppServer : IAsyncDisposable
     public static string Version { get; } =
         typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
-    /// <summary>Creates the server: storage migrated, certificates ready, modules registered.</summary>
-    public static async Task<XmppServer> CreateAsync(LoadedConfiguration config, IStorage storage, CertificateManager certificates, ILoggerFactory loggerFactory)
+    /// <summary>
+    /// Creates the server: storage migrated, certificates ready, the router's defaults and the modules registered, the
+    /// stanza pipeline frozen. <paramref name="extraModules"/> are registered after the built-in ones (tests).
+    /// </summary>
+    public static async Task<XmppServer> CreateAsync(LoadedConfiguration config, IStorage storage, CertificateManager certificates, ILoggerFactory loggerFactory, IEnumerable<IModule>? extraModules = null)
     {
         await storage.MigrateAsync();
         var server = new XmppServer(config, storage, certificates, loggerFactory);
-        var enabled = new List<string>();
-        foreach (var module in ModuleCatalog.Create(config.Options.Modules.Disabled))
-        {
-            module.Register(new ModuleContext(server, module.Name));
-            enabled.Add(module.Name);
-        }
-        server.Modules.Enabled = enabled;
+        foreach (var warning in config.Warnings) server.Log.LogWarning("configuration: {Warning}", warning);
+        server.Router.RegisterDefaults(server.Modules);
+        ModuleCatalog.RegisterAll(server, extraModules);
+        server.Modules.Freeze(loggerFactory.CreateLogger("Starling.Pipeline"),
+            (c, condition, text) => server.Router.Bounce(c.Stanza, c.From, c.ExplicitTo ? c.To : null, condition, text));
         return server;
     }
+
+    /// <summary>
+    /// Sends an iq request (get or set, with its payload) from <paramref name="from"/> (a host, or an account's bare JID)
+    /// to <paramref name="to"/> with a fresh unguessable id, and returns how it ended: the result or error stanza, a
+    /// timeout, a cancellation, or Refused when too many requests are waiting.
+    /// </summary>
+    public Task<IqOutcome> SendIqAsync(XmlElement iq, Jid from, Jid to, TimeSpan timeout, CancellationToken cancellationToken = default) =>
+        IqTracker.SendAsync(iq, from, to, timeout, cancellationToken);
 
     /// <summary>
     /// Re-reads every host's certificate and key (SIGHUP, `starling reload`): new connections get the new ones,

@@ -352,6 +352,9 @@ public static class Program
             return 1;
         }
         Console.WriteLine($"ok: configuration {config.FilePath ?? "(built-in defaults)"}");
+        foreach (var warning in config.Warnings) Console.WriteLine("warning: " + warning);
+        foreach (var host in config.Options.Hosts)
+            Console.WriteLine($"ok: host {host.Name}: modules {string.Join(", ", Server.Modules.ModuleCatalog.EnabledNames(config.Options, host))}");
         foreach (var host in config.Options.Hosts)
         {
             var certPath = config.CertificatePath(host);

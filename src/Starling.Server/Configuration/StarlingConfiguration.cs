@@ -27,6 +27,9 @@ public sealed class LoadedConfiguration
     /// <summary>Absolute data folder.</summary>
     public required string DataDirectory { get; init; }
 
+    /// <summary>What is accepted but should change (deprecated keys): shown by `starling check` and logged at start.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
     public string DatabasePath => Path.GetFullPath(Path.Combine(DataDirectory, Options.Storage.SqlitePath));
 
     public string CertificateDirectory => Path.Combine(DataDirectory, "certs");
@@ -104,6 +107,7 @@ public static class StarlingConfiguration
             throw new ConfigurationException($"cannot read configuration: {ex.Message}", ex);
         }
 
+        CheckModuleSections(root, file);
         var options = new StarlingOptions();
         try
         {
@@ -115,7 +119,8 @@ public static class StarlingConfiguration
         }
         if (options.Hosts.Count == 0) options.Hosts.Add(new HostOptions { Name = "localhost" });
 
-        Validate(options, file);
+        var warnings = new List<string>();
+        Validate(options, root, file, warnings);
 
         var baseDir = file is null ? Directory.GetCurrentDirectory() : Path.GetDirectoryName(file)!;
         var loaded = new LoadedConfiguration
@@ -123,6 +128,7 @@ public static class StarlingConfiguration
             Options = options,
             FilePath = file,
             DataDirectory = Path.GetFullPath(Path.Combine(baseDir, options.DataDirectory)),
+            Warnings = warnings,
         };
         // unix(7): sun_path holds 108 bytes with the terminating NUL.
         if (options.Control.Enabled && System.Text.Encoding.UTF8.GetByteCount(loaded.ControlSocketPath) > MaxSocketPathBytes)
@@ -233,9 +239,62 @@ public static class StarlingConfiguration
         return i > 0 ? message[..i] : message;
     }
 
-    private static void Validate(StarlingOptions o, string? file)
+    /// <summary>
+    /// The sections under Modules are the module names (plus Disabled): an unknown module, or options for a module that
+    /// has none, is named as such rather than as an unknown key of the binder's.
+    /// </summary>
+    private static void CheckModuleSections(IConfiguration root, string? file)
     {
         var errors = new List<string>();
+        foreach (var section in root.GetSection("Modules").GetChildren())
+        {
+            var key = section.Key;
+            if (string.Equals(key, "Disabled", StringComparison.OrdinalIgnoreCase) || string.Equals(key, "VersionShowOs", StringComparison.OrdinalIgnoreCase)) continue;
+            var module = Modules.ModuleCatalog.Find(key, StringComparison.OrdinalIgnoreCase);
+            if (module is null)
+                errors.Add($"Modules:{key}: unknown module '{key}' (known: {string.Join(", ", Modules.ModuleCatalog.Names)})");
+            else if (!module.HasOptions)
+                errors.Add($"Modules:{key}: module '{module.Name}' has no options");
+        }
+        if (errors.Count > 0) Fail(file, errors);
+    }
+
+    /// <summary>
+    /// Keys that moved into a module's options (issue #14), accepted for one release: the old value goes to the new key,
+    /// with a warning. Setting both is an error, since one of them would be silently ignored.
+    /// </summary>
+    private static void ApplyDeprecatedAliases(StarlingOptions o, IConfiguration root, List<string> warnings, List<string> errors)
+    {
+        var m = o.Modules;
+        Alias(root, "Limits:OfflineQuota", "Modules:offline:QuotaMessages", o.Limits.OfflineQuota, v => m.Offline.QuotaMessages = v, warnings, errors);
+        Alias(root, "Limits:OfflineQuotaBytes", "Modules:offline:QuotaBytes", o.Limits.OfflineQuotaBytes, v => m.Offline.QuotaBytes = v, warnings, errors);
+        Alias(root, "Limits:MaxRosterItems", "Modules:roster:MaxItems", o.Limits.MaxRosterItems, v => m.Roster.MaxItems = v, warnings, errors);
+        Alias(root, "Limits:MaxRosterNameLength", "Modules:roster:MaxNameLength", o.Limits.MaxRosterNameLength, v => m.Roster.MaxNameLength = v, warnings, errors);
+        Alias(root, "Limits:MaxRosterGroups", "Modules:roster:MaxGroups", o.Limits.MaxRosterGroups, v => m.Roster.MaxGroups = v, warnings, errors);
+        Alias(root, "Limits:MaxRosterGroupNameLength", "Modules:roster:MaxGroupNameLength", o.Limits.MaxRosterGroupNameLength, v => m.Roster.MaxGroupNameLength = v, warnings, errors);
+        Alias(root, "Limits:MaxPrivateFragments", "Modules:private:MaxFragments", o.Limits.MaxPrivateFragments, v => m.Private.MaxFragments = v, warnings, errors);
+        Alias(root, "Limits:MaxPrivateFragmentBytes", "Modules:private:MaxFragmentBytes", o.Limits.MaxPrivateFragmentBytes, v => m.Private.MaxFragmentBytes = v, warnings, errors);
+        Alias(root, "Limits:MaxDirectedPresence", "Modules:presence:MaxDirectedPresence", o.Limits.MaxDirectedPresence, v => m.Presence.MaxDirectedPresence = v, warnings, errors);
+        Alias(root, "Modules:VersionShowOs", "Modules:version:ShowOs", m.VersionShowOs, v => m.Version.ShowOs = v, warnings, errors);
+    }
+
+    private static void Alias<T>(IConfiguration root, string oldKey, string newKey, T? value, Action<T> set, List<string> warnings, List<string> errors)
+        where T : struct
+    {
+        if (value is not { } v) return;
+        if (root[newKey] is not null)
+        {
+            errors.Add($"{oldKey} is a deprecated alias of {newKey}, and both are set; remove {oldKey}");
+            return;
+        }
+        set(v);
+        warnings.Add($"{oldKey} is deprecated; use {newKey} (the old key is accepted until the next release)");
+    }
+
+    private static void Validate(StarlingOptions o, IConfiguration root, string? file, List<string> warnings)
+    {
+        var errors = new List<string>();
+        ApplyDeprecatedAliases(o, root, warnings, errors);
         var names = new HashSet<string>(StringComparer.Ordinal);
         for (int i = 0; i < o.Hosts.Count; i++)
         {
@@ -254,6 +313,12 @@ public static class StarlingConfiguration
             if (!names.Add(normalized)) errors.Add($"Hosts:{i}:Name '{normalized}' is listed twice");
             if (string.IsNullOrWhiteSpace(h.Certificate) != string.IsNullOrWhiteSpace(h.Key))
                 errors.Add($"Hosts:{i} ({normalized}): set both Certificate and Key, or neither (a self-signed pair is generated)");
+            KnownModules(errors, $"Hosts:{i}:Modules:Disabled", h.Modules.Disabled);
+            KnownModules(errors, $"Hosts:{i}:Modules:Enabled", h.Modules.Enabled);
+            foreach (var m in h.Modules.Enabled)
+            {
+                if (h.Modules.Disabled.Contains(m)) errors.Add($"Hosts:{i}:Modules: module '{m}' is both in Enabled and in Disabled");
+            }
         }
         // 0 asks the OS for a free port (StarlingHost.C2sEndPoints reports the one bound); tests rely on it.
         if (o.C2s.Port is < 0 or > 65535) errors.Add($"C2s:Port {o.C2s.Port} is not a TCP port (1-65535, or 0 for any free port)");
@@ -297,16 +362,6 @@ public static class StarlingConfiguration
         Positive(errors, "Limits:MaxConnectionsPerAddress", o.Limits.MaxConnectionsPerAddress);
         Positive(errors, "Limits:MaxUnauthenticatedConnections", o.Limits.MaxUnauthenticatedConnections);
         Positive(errors, "Limits:MaxResourcesPerUser", o.Limits.MaxResourcesPerUser);
-        if (o.Limits.OfflineQuota < 0) errors.Add("Limits:OfflineQuota must be 0 or more");
-        // Per-user storage quotas (issue #13).
-        if (o.Limits.OfflineQuotaBytes < 0) errors.Add("Limits:OfflineQuotaBytes must be 0 or more");
-        Positive(errors, "Limits:MaxRosterItems", o.Limits.MaxRosterItems);
-        Positive(errors, "Limits:MaxRosterNameLength", o.Limits.MaxRosterNameLength);
-        Positive(errors, "Limits:MaxRosterGroups", o.Limits.MaxRosterGroups);
-        Positive(errors, "Limits:MaxRosterGroupNameLength", o.Limits.MaxRosterGroupNameLength);
-        Positive(errors, "Limits:MaxPrivateFragments", o.Limits.MaxPrivateFragments);
-        Positive(errors, "Limits:MaxPrivateFragmentBytes", o.Limits.MaxPrivateFragmentBytes);
-        Positive(errors, "Limits:MaxDirectedPresence", o.Limits.MaxDirectedPresence);
         if (!string.Equals(o.Storage.SqliteSynchronous, "normal", StringComparison.OrdinalIgnoreCase) && !string.Equals(o.Storage.SqliteSynchronous, "full", StringComparison.OrdinalIgnoreCase))
             errors.Add($"Storage:SqliteSynchronous '{o.Storage.SqliteSynchronous}' must be \"normal\" or \"full\"");
         if (!string.Equals(o.Storage.Provider, "sqlite", StringComparison.OrdinalIgnoreCase))
@@ -316,19 +371,29 @@ public static class StarlingConfiguration
         if (!Enum.TryParse<Microsoft.Extensions.Logging.LogLevel>(o.Log.Level, ignoreCase: true, out _))
             errors.Add($"Log:Level '{o.Log.Level}' must be one of Trace, Debug, Information, Warning, Error, Critical");
         if (o.Log.Format is not ("text" or "json")) errors.Add($"Log:Format '{o.Log.Format}' must be \"text\" or \"json\"");
-        foreach (var m in o.Modules.Disabled)
+        KnownModules(errors, "Modules:Disabled", o.Modules.Disabled);
+        // Every module's options are checked, enabled or not: a host may turn it on, and a typo should not wait for that.
+        foreach (var module in Modules.ModuleCatalog.All)
+            module.OptionsOf(o.Modules)?.Validate("Modules:" + module.Name, errors);
+
+        if (errors.Count > 0) Fail(file, errors);
+    }
+
+    private static void KnownModules(List<string> errors, string key, List<string> names)
+    {
+        foreach (var m in names)
         {
             if (!Modules.ModuleCatalog.Names.Contains(m))
-                errors.Add($"Modules:Disabled: unknown module '{m}' (known: {string.Join(", ", Modules.ModuleCatalog.Names)})");
+                errors.Add($"{key}: unknown module '{m}' (known: {string.Join(", ", Modules.ModuleCatalog.Names)})");
         }
+    }
 
-        if (errors.Count > 0)
-        {
-            var prefix = file is null ? "configuration" : file;
-            throw new ConfigurationException(errors.Count == 1
-                ? $"{prefix}: {errors[0]}"
-                : $"{prefix}: {errors.Count} problems:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
-        }
+    private static void Fail(string? file, List<string> errors)
+    {
+        var prefix = file is null ? "configuration" : file;
+        throw new ConfigurationException(errors.Count == 1
+            ? $"{prefix}: {errors[0]}"
+            : $"{prefix}: {errors.Count} problems:{Environment.NewLine}  " + string.Join(Environment.NewLine + "  ", errors));
     }
 
     private static void Positive(List<string> errors, string key, int value)

@@ -1,3 +1,9 @@
+using Starling.Server.Modules.Offline;
+using Starling.Server.Modules.Presence;
+using Starling.Server.Modules.Private;
+using Starling.Server.Modules.Roster;
+using Starling.Server.Modules.Version;
+
 namespace Starling.Server.Configuration;
 
 /// <summary>
@@ -44,6 +50,22 @@ public sealed class HostOptions
 
     /// <summary>Allow SASL PLAIN on a stream without TLS (only meaningful when RequireEncryption is false).</summary>
     public bool AllowPlainWithoutTls { get; set; }
+
+    /// <summary>Which modules this host runs, relative to the server-wide Modules:Disabled.</summary>
+    public HostModuleOptions Modules { get; set; } = new();
+}
+
+/// <summary>
+/// Hosts:N:Modules. A host runs every module except those in Modules:Disabled and in its own Disabled, plus those in its
+/// own Enabled (a module off server-wide, on for this host). What a host does not run is not offered on it.
+/// </summary>
+public sealed class HostModuleOptions
+{
+    /// <summary>Modules turned off on this host, besides those in Modules:Disabled.</summary>
+    public List<string> Disabled { get; set; } = [];
+
+    /// <summary>Modules turned on for this host although Modules:Disabled turns them off server-wide.</summary>
+    public List<string> Enabled { get; set; } = [];
 }
 
 public sealed class C2sOptions
@@ -177,46 +199,63 @@ public sealed class LimitOptions
     /// <summary>Connections that have not authenticated yet, server-wide; past it new ones get a resource-constraint stream error.</summary>
     public int MaxUnauthenticatedConnections { get; set; } = 10_000;
 
-    /// <summary>Offline messages kept per user (XEP-0160); past it senders get a service-unavailable error.</summary>
-    public int OfflineQuota { get; set; } = 1_000;
+    /// <summary>Deprecated alias of Modules:offline:QuotaMessages (accepted with a warning for one release).</summary>
+    public int? OfflineQuota { get; set; }
 
     /// <summary>Resources one account may bind at once.</summary>
     public int MaxResourcesPerUser { get; set; } = 64;
 
-    // ---- per-user storage quotas (issue #13): far above what a normal client stores, below what fills a disk ----
+    // ---- deprecated aliases of module options (per-user storage quotas of issue #13, now in each module's options):
+    // accepted with a warning for one release; StarlingConfiguration.DeprecatedAliases maps each to its new key ----
 
-    /// <summary>Bytes of offline messages kept per user (UTF-8 of the stored XML), besides the count in OfflineQuota; past it senders get service-unavailable.</summary>
-    public long OfflineQuotaBytes { get; set; } = 16 * 1024 * 1024;
+    /// <summary>Deprecated alias of Modules:offline:QuotaBytes.</summary>
+    public long? OfflineQuotaBytes { get; set; }
 
-    /// <summary>Roster items per user; a roster set adding one more gets resource-constraint.</summary>
-    public int MaxRosterItems { get; set; } = 5_000;
+    /// <summary>Deprecated alias of Modules:roster:MaxItems.</summary>
+    public int? MaxRosterItems { get; set; }
 
-    /// <summary>Longest roster item name, in characters; longer: not-acceptable (RFC 6121 §2.3.3).</summary>
-    public int MaxRosterNameLength { get; set; } = 1_024;
+    /// <summary>Deprecated alias of Modules:roster:MaxNameLength.</summary>
+    public int? MaxRosterNameLength { get; set; }
 
-    /// <summary>Groups on one roster item; more: not-acceptable.</summary>
-    public int MaxRosterGroups { get; set; } = 64;
+    /// <summary>Deprecated alias of Modules:roster:MaxGroups.</summary>
+    public int? MaxRosterGroups { get; set; }
 
-    /// <summary>Longest roster group name, in characters; longer: not-acceptable (RFC 6121 §2.3.3).</summary>
-    public int MaxRosterGroupNameLength { get; set; } = 1_024;
+    /// <summary>Deprecated alias of Modules:roster:MaxGroupNameLength.</summary>
+    public int? MaxRosterGroupNameLength { get; set; }
 
-    /// <summary>Private XML fragments (element name + namespace, XEP-0049) per user; a new one past it gets resource-constraint.</summary>
-    public int MaxPrivateFragments { get; set; } = 100;
+    /// <summary>Deprecated alias of Modules:private:MaxFragments.</summary>
+    public int? MaxPrivateFragments { get; set; }
 
-    /// <summary>Largest private XML fragment, in bytes (UTF-8); larger: not-acceptable.</summary>
-    public int MaxPrivateFragmentBytes { get; set; } = 128 * 1024;
+    /// <summary>Deprecated alias of Modules:private:MaxFragmentBytes.</summary>
+    public int? MaxPrivateFragmentBytes { get; set; }
 
-    /// <summary>Entities one session may have sent directed presence to (RFC 6121 §4.6); one more gets resource-constraint.</summary>
-    public int MaxDirectedPresence { get; set; } = 1_000;
+    /// <summary>Deprecated alias of Modules:presence:MaxDirectedPresence.</summary>
+    public int? MaxDirectedPresence { get; set; }
 }
 
+/// <summary>
+/// The Modules section: which modules run, and each module's typed options in a section named after it
+/// (Modules:offline:QuotaMessages). The options types live next to their modules (Modules/NAME/NAMEOptions.cs);
+/// ModuleCatalog says which property belongs to which module. A property per module (not a dictionary) keeps the binding
+/// generated code and lets the binder reject unknown keys inside each module's section.
+/// </summary>
 public sealed class ModuleOptions
 {
-    /// <summary>Modules to turn off by name (e.g. "version", "offline"); all are on by default.</summary>
+    /// <summary>Modules to turn off by name (e.g. "version", "offline"); all are on by default. Hosts:N:Modules adjusts it per host.</summary>
     public List<string> Disabled { get; set; } = [];
 
-    /// <summary>XEP-0092: reveal the operating system in software version answers.</summary>
-    public bool VersionShowOs { get; set; }
+    /// <summary>Deprecated alias of Modules:version:ShowOs.</summary>
+    public bool? VersionShowOs { get; set; }
+
+    public VersionOptions Version { get; set; } = new();
+
+    public RosterOptions Roster { get; set; } = new();
+
+    public PrivateOptions Private { get; set; } = new();
+
+    public PresenceOptions Presence { get; set; } = new();
+
+    public OfflineOptions Offline { get; set; } = new();
 }
 
 public sealed class LogOptions

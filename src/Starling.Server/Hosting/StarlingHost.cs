@@ -86,7 +86,8 @@ public sealed class StarlingHost : IAsyncDisposable
 
     /// <summary>Builds and starts the server; throws <see cref="ListenException"/> or <see cref="ConfigurationException"/> with a clear message.</summary>
     /// <param name="wrapStorage">Wraps the storage (tests inject failures with it).</param>
-    public static async Task<StarlingHost> StartAsync(LoadedConfiguration config, Action<ILoggingBuilder>? configureLogging = null, Action<string>? report = null, Func<IStorage, IStorage>? wrapStorage = null)
+    /// <param name="extraModules">Modules registered after the built-in ones (tests register test modules with it).</param>
+    public static async Task<StarlingHost> StartAsync(LoadedConfiguration config, Action<ILoggingBuilder>? configureLogging = null, Action<string>? report = null, Func<IStorage, IStorage>? wrapStorage = null, IEnumerable<Modules.IModule>? extraModules = null)
     {
         Admin.DataPermissions.CreatePrivateDirectory(config.DataDirectory);
         // The local control socket of `starling deluser/passwd/status` (src/Starling.Server/Control).
@@ -109,7 +110,7 @@ public sealed class StarlingHost : IAsyncDisposable
         var loggerFactory = builder.Services.BuildServiceProvider().GetRequiredService<ILoggerFactory>();
         IStorage storage = new SqliteStorage(config.DatabasePath, loggerFactory.CreateLogger<SqliteStorage>(), synchronousFull: string.Equals(config.Options.Storage.SqliteSynchronous, "full", StringComparison.OrdinalIgnoreCase));
         if (wrapStorage is not null) storage = wrapStorage(storage);
-        var server = await XmppServer.CreateAsync(config, storage, certificates, loggerFactory);
+        var server = await XmppServer.CreateAsync(config, storage, certificates, loggerFactory, extraModules);
 
         var c2s = new List<ListenOptions>();
         builder.Services.AddSingleton(server);

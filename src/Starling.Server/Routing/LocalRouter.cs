@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Starling.Server.Modules;
+using Starling.Server.Pipeline;
 using Starling.Server.Sessions;
 using Starling.Server.Storage;
 using Starling.Xml;
@@ -21,45 +22,94 @@ public sealed class LocalRouter : IRouter
     {
         _server = server;
         _log = server.LoggerFactory.CreateLogger<LocalRouter>();
+        Domains = DomainTable.For(server.Options);
+    }
+
+    /// <summary>Local hosts, internal services, components; everything else is remote.</summary>
+    public DomainTable Domains { get; }
+
+    /// <summary>
+    /// The router's RFC 6121 §8.5 rules, as the default handlers (priority 0) of the delivery events, and the last
+    /// word on message/offline (service-unavailable, at the lowest priority, after offline storage).
+    /// </summary>
+    internal void RegisterDefaults(ModuleRegistry modules)
+    {
+        modules.Hook(StanzaEvent.MessageFull, MessageToFullAsync, 0);
+        modules.Hook(StanzaEvent.MessageBare, MessageToBareAsync, 0);
+        modules.Hook(StanzaEvent.MessageHost, MessageToHost, 0);
+        modules.Hook(StanzaEvent.MessageOffline, NoOfflineStorage, int.MinValue);
+        modules.Hook(StanzaEvent.PresenceFull, PresenceToFull, 0);
+        modules.Hook(StanzaEvent.PresenceBare, PresenceToBare, 0);
+        modules.Hook(StanzaEvent.PresenceHost, PresenceToHost, 0);
+        modules.Hook(StanzaEvent.IqFull, IqToFull, 0);
+        modules.Hook(StanzaEvent.IqBare, IqToAccountOrHostAsync, 0);
+        modules.Hook(StanzaEvent.IqHost, IqToAccountOrHostAsync, 0);
     }
 
     public ValueTask RouteAsync(XmlElement stanza, Jid from, Jid to)
     {
-        if (!_server.IsLocalHost(to.Domain))
-        {
-            // No s2s yet: RFC 6120 §8.3.3.13 remote-server-not-found.
-            Bounce(stanza, from, to, StanzaErrorCondition.RemoteServerNotFound, $"this server does not federate yet ({to.Domain} is not local)");
-            return ValueTask.CompletedTask;
-        }
+        ArgumentNullException.ThrowIfNull(stanza);
         return stanza.Name switch
         {
-            "message" => RouteMessageAsync(stanza, from, to),
-            "presence" => RoutePresenceAsync(stanza, from, to),
-            "iq" => RouteIqAsync(stanza, from, to, explicitTo: true),
+            "message" => RouteAsync(StanzaKind.Message, stanza, from, to),
+            "presence" => RouteAsync(StanzaKind.Presence, stanza, from, to),
+            "iq" => RouteAsync(StanzaKind.Iq, stanza, from, to),
             _ => ValueTask.CompletedTask,
         };
     }
 
+    /// <summary>
+    /// Routes a stanza whose kind the caller already knows: to a local address, the delivery event
+    /// (<c>message/bare</c>, <c>iq/full</c>…) fires; <paramref name="explicitTo"/> is false for a client iq without 'to'.
+    /// </summary>
+    internal ValueTask RouteAsync(StanzaKind kind, XmlElement stanza, Jid from, Jid to, bool explicitTo = true)
+    {
+        if (Domains.Resolve(to.Domain) != DomainKind.LocalHost)
+        {
+            // No s2s, components or internal services yet: RFC 6120 §8.3.3.13 remote-server-not-found.
+            Bounce(stanza, from, to, StanzaErrorCondition.RemoteServerNotFound, $"this server does not federate yet ({to.Domain} is not local)");
+            return ValueTask.CompletedTask;
+        }
+        var pending = _server.Modules.Pipeline.FireAsync(StanzaEvent.For(StanzaStage.Deliver, kind, to), new StanzaContext(stanza, from, to, null, explicitTo));
+        if (!pending.IsCompletedSuccessfully) return AwaitAsync(pending);
+        _ = pending.Result;
+        return ValueTask.CompletedTask;
+    }
+
+    private static async ValueTask AwaitAsync(ValueTask<bool> pending) => await pending;
+
     // ---- message (RFC 6121 §8.5.2, §8.5.3) ----
 
-    private async ValueTask RouteMessageAsync(XmlElement stanza, Jid from, Jid to)
+    /// <summary>Messages to the server itself: nothing here consumes them (RFC 6120 §10.3.1 leaves it to the server).</summary>
+    private ValueTask<bool> MessageToHost(StanzaContext c)
     {
-        var type = stanza.GetAttribute("type") ?? "normal";
-        if (to.Local is null)
-        {
-            // Messages to the server itself: nothing here consumes them (RFC 6120 §10.3.1 leaves it to the server).
-            if (type is "normal" or "chat") Bounce(stanza, from, to, StanzaErrorCondition.ServiceUnavailable);
-            return;
-        }
-        if (to.Resource is not null)
-        {
-            var session = _server.Sessions.GetSession(to);
-            if (session is not null && session.Deliver(stanza)) return;
-            // RFC 6121 §8.5.3.2.1: no such resource — normal/chat/headline go to the bare JID; groupchat errors; error is ignored.
-            if (type == "groupchat") { Bounce(stanza, from, to, StanzaErrorCondition.ServiceUnavailable); return; }
-            if (type == "error") return;
-        }
-        await DeliverToBareAsync(stanza, from, to.Bare, type);
+        if ((c.Stanza.GetAttribute("type") ?? "normal") is "normal" or "chat") Bounce(c.Stanza, c.From, c.To, StanzaErrorCondition.ServiceUnavailable);
+        return new ValueTask<bool>(true);
+    }
+
+    private async ValueTask<bool> MessageToFullAsync(StanzaContext c)
+    {
+        var type = c.Stanza.GetAttribute("type") ?? "normal";
+        var session = _server.Sessions.GetSession(c.To);
+        if (session is not null && session.Deliver(c.Stanza)) return true;
+        // RFC 6121 §8.5.3.2.1: no such resource — normal/chat/headline go to the bare JID; groupchat errors; error is ignored.
+        if (type == "groupchat") { Bounce(c.Stanza, c.From, c.To, StanzaErrorCondition.ServiceUnavailable); return true; }
+        if (type == "error") return true;
+        await DeliverToBareAsync(c.Stanza, c.From, c.To.Bare, type);
+        return true;
+    }
+
+    private async ValueTask<bool> MessageToBareAsync(StanzaContext c)
+    {
+        await DeliverToBareAsync(c.Stanza, c.From, c.To, c.Stanza.GetAttribute("type") ?? "normal");
+        return true;
+    }
+
+    /// <summary>message/offline with nobody to take it (no offline module, or it declined): an error, never a silent drop.</summary>
+    private ValueTask<bool> NoOfflineStorage(StanzaContext c)
+    {
+        Bounce(c.Stanza, c.From, c.To, StanzaErrorCondition.ServiceUnavailable);
+        return new ValueTask<bool>(true);
     }
 
     /// <summary>RFC 6121 §8.5.2: a message for an account's bare JID.</summary>
@@ -113,66 +163,83 @@ public sealed class LocalRouter : IRouter
                 Bounce(stanza, from, bare, StanzaErrorCondition.ServiceUnavailable);
                 return;
             }
-            // §8.5.2.2: no available resource — offline storage (XEP-0160), else an error, never a silent drop.
-            var offline = _server.Modules.UndeliverableMessage;
-            if (offline is not null && await offline(bare, stanza)) return;
         }
         catch (Exception ex)
         {
             // Issue #13: a failing database must not close the sender's stream or lose the message silently: the sender
-            // gets an error for this message (the offline module reports its own store failures the same way).
+            // gets an error for this message.
             var kind = StorageFailure.Log(_log, ex, "routing a message", bare);
             Bounce(stanza, from, bare, StorageFailure.Condition(kind), StorageFailure.Text(kind));
             return;
         }
-        Bounce(stanza, from, bare, StanzaErrorCondition.ServiceUnavailable);
+        // §8.5.2.2: no available resource — message/offline: offline storage (XEP-0160), else service-unavailable at the
+        // end of the chain. The pipeline turns a failing handler (a storage error) into an error for the sender.
+        await _server.Modules.Pipeline.FireAsync(StanzaEvent.MessageOffline, new StanzaContext(stanza, from, bare));
     }
 
     // ---- presence (RFC 6121 §8.5.2.1.2, §8.5.3) ----
 
-    private ValueTask RoutePresenceAsync(XmlElement stanza, Jid from, Jid to)
+    private ValueTask<bool> PresenceToFull(StanzaContext c)
     {
-        if (to.Local is null) return ValueTask.CompletedTask; // presence to the server: nothing to do yet
-        var type = stanza.GetAttribute("type");
-        if (to.Resource is not null)
+        var session = _server.Sessions.GetSession(c.To);
+        if (session is not null)
         {
-            var session = _server.Sessions.GetSession(to);
-            if (session is not null)
-            {
-                session.Deliver(stanza);
-                return ValueTask.CompletedTask;
-            }
-            // §8.5.3.2.3: only subscription-related presence goes on to the bare JID.
-            if (type is not ("subscribe" or "subscribed" or "unsubscribe" or "unsubscribed")) return ValueTask.CompletedTask;
+            session.Deliver(c.Stanza);
+            return new ValueTask<bool>(true);
         }
-        if (type == "probe") return ValueTask.CompletedTask; // answered by the presence module once rosters exist
-        foreach (var s in _server.Sessions.GetSessions(to.Bare))
+        // §8.5.3.2.3: only subscription-related presence goes on to the bare JID.
+        if (c.Stanza.GetAttribute("type") is "subscribe" or "subscribed" or "unsubscribe" or "unsubscribed") DeliverToAvailable(c.Stanza, c.To.Bare);
+        return new ValueTask<bool>(true);
+    }
+
+    private ValueTask<bool> PresenceToBare(StanzaContext c)
+    {
+        // Probes are answered by the presence module once rosters exist.
+        if (c.Stanza.GetAttribute("type") != "probe") DeliverToAvailable(c.Stanza, c.To);
+        return new ValueTask<bool>(true);
+    }
+
+    /// <summary>Presence to the server: nothing to do yet.</summary>
+    private static ValueTask<bool> PresenceToHost(StanzaContext c) => new(true);
+
+    private void DeliverToAvailable(XmlElement stanza, Jid bare)
+    {
+        foreach (var s in _server.Sessions.GetSessions(bare))
         {
             if (s.IsAvailable) s.Deliver(stanza);
         }
-        return ValueTask.CompletedTask;
     }
 
     // ---- iq (RFC 6120 §8.2.3, §10.3.3; RFC 6121 §8.5) ----
 
+    private ValueTask<bool> IqToFull(StanzaContext c)
+    {
+        var session = _server.Sessions.GetSession(c.To);
+        if (c.Stanza.GetAttribute("type") is "get" or "set")
+        {
+            if (session is null || !session.Deliver(c.Stanza)) Bounce(c.Stanza, c.From, c.To, StanzaErrorCondition.ServiceUnavailable);
+        }
+        else session?.Deliver(c.Stanza); // a result or error for a resource that is gone has no one waiting
+        return new ValueTask<bool>(true);
+    }
+
+    private async ValueTask<bool> IqToAccountOrHostAsync(StanzaContext c)
+    {
+        await RouteIqAsync(c.Stanza, c.From, c.To, c.ExplicitTo);
+        return true;
+    }
+
+    /// <summary>An iq to an account's bare JID or to a host: the modules' iq-{type}/{host|self|bare}/{namespace} handlers.</summary>
     /// <param name="explicitTo">False when the client sent no 'to' (the iq is for its own account, or the server).</param>
-    public async ValueTask RouteIqAsync(XmlElement stanza, Jid from, Jid to, bool explicitTo)
+    private async ValueTask RouteIqAsync(XmlElement stanza, Jid from, Jid to, bool explicitTo)
     {
         var type = stanza.GetAttribute("type");
-        bool request = type is "get" or "set";
-        if (!request)
+        if (type is not ("get" or "set"))
         {
-            if (to.Resource is not null) _server.Sessions.GetSession(to)?.Deliver(stanza);
-            // Results and errors addressed to the server or a bare JID have no waiting requester here.
+            // Results and errors for the server (or an account, for PEP later) answer its own requests, if any waits.
+            _server.IqTracker.TryComplete(stanza, from, explicitTo ? to : null);
             return;
         }
-        if (to.Resource is not null)
-        {
-            var session = _server.Sessions.GetSession(to);
-            if (session is null || !session.Deliver(stanza)) Bounce(stanza, from, to, StanzaErrorCondition.ServiceUnavailable);
-            return;
-        }
-
         var payload = stanza.FirstElement();
         if (payload is null)
         {
@@ -182,12 +249,14 @@ public sealed class LocalRouter : IRouter
         }
         var iqType = type == "get" ? IqType.Get : IqType.Set;
         IqAddress address = to.Local is null ? IqAddress.Host : to == from.Bare ? IqAddress.Self : IqAddress.Bare;
-        var handler = _server.Modules.FindIqHandler(iqType, address, payload.Namespace);
+        // The addressee's host: only what its modules offer is served (Hosts:N:Modules).
+        var host = to.Domain;
+        var handler = _server.Modules.FindIqHandler(iqType, address, payload.Namespace, host);
         if (handler is null && !explicitTo && address == IqAddress.Self)
         {
             // No 'to': served by the server for the account (RFC 6120 §10.3.3), falling back to the server's own handlers
             // (e.g. a ping without 'to', as Profanity sends).
-            handler = _server.Modules.FindIqHandler(iqType, IqAddress.Host, payload.Namespace);
+            handler = _server.Modules.FindIqHandler(iqType, IqAddress.Host, payload.Namespace, host);
             if (handler is not null) to = _server.HostJid(from.Domain);
         }
         if (handler is null)
@@ -195,8 +264,8 @@ public sealed class LocalRouter : IRouter
             // RFC 6120 §8.3.3.3: a namespace the server knows, asked with a type it does not support (e.g. an iq-set
             // ping) is feature-not-implemented; an unknown namespace is service-unavailable (§8.4).
             var other = iqType == IqType.Get ? IqType.Set : IqType.Get;
-            bool known = _server.Modules.FindIqHandler(other, address, payload.Namespace) is not null
-                || (!explicitTo && address == IqAddress.Self && _server.Modules.FindIqHandler(other, IqAddress.Host, payload.Namespace) is not null);
+            bool known = _server.Modules.FindIqHandler(other, address, payload.Namespace, host) is not null
+                || (!explicitTo && address == IqAddress.Self && _server.Modules.FindIqHandler(other, IqAddress.Host, payload.Namespace, host) is not null);
             if (known)
                 Bounce(stanza, from, explicitTo ? to : null, StanzaErrorCondition.FeatureNotImplemented, $"iq of type {type} is not supported for {payload.Namespace}");
             else
@@ -268,6 +337,8 @@ public sealed class LocalRouter : IRouter
             var session = _server.Sessions.GetSession(from);
             if (session is not null) { session.Deliver(reply); return; }
         }
+        // A request the server sent that cannot be delivered: its waiter gets the error now rather than a timeout.
+        else if (to is not null && stanza.Name == "iq" && _server.IqTracker.TryComplete(reply, to, from)) return;
         // The sender's resource is gone: RFC 6121 §8.5.3.2.1 has errors to absent resources ignored.
         _log.LogDebug("bounced {Kind} from {From} to {To}: {Condition}", stanza.Name, from, to, condition);
     }

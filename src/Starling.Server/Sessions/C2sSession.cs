@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging;
 using Starling.Server.Configuration;
+using Starling.Server.Negotiation;
 using Starling.Server.Tls;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -14,16 +15,18 @@ namespace Starling.Server.Sessions;
 /// Stanzas from the client are handled in order on the connection's read loop; stanzas for the client arrive
 /// through <see cref="Deliver"/> from any thread and go out through the bounded outbound queue.
 /// </summary>
-public sealed class C2sSession : XmppStream
+/// <remarks>
+/// Negotiation is driven here, but what is offered is registered: the stream features of each stage in
+/// <see cref="Modules.ModuleRegistry.StreamFeatures"/>, the SASL mechanisms in
+/// <see cref="Modules.ModuleRegistry.SaslMechanisms"/>. The SASL driver below is mechanism-agnostic and applies what
+/// every mechanism must: the address throttle and the failure count itself, the account look-up and the per-account
+/// hold through what it lends mechanisms (<see cref="ISaslStream"/>).
+/// </remarks>
+public sealed class C2sSession : XmppStream, ISaslStream
 {
-    /// <summary>Largest PLAIN message accepted (RFC 4616 §2: each field is at most 255 octets; generous for long passwords).</summary>
-    private const int MaxPlainMessage = 8192;
-
-    private static readonly UTF8Encoding StrictUtf8 = new(false, true);
-
     private readonly ILogger _log;
     private HostOptions? _host;
-    private ScramServer? _scram;
+    private ISaslExchange? _exchange;
     private string? _mechanism;
     private int _authFailures;
     private bool _attemptStarted;
@@ -37,6 +40,8 @@ public sealed class C2sSession : XmppStream
     private Jid? _lastTo;
     private string[]? _channelBindingTypes; // what this TLS connection advertises (XEP-0440), until authenticated
     private byte[]? _exporterBinding;       // its RFC 9266 tls-exporter data, when offered
+    private object?[]? _slots;              // module state (Get/Set), allocated on first use
+    private Pipeline.OutgoingFilterChain? _outgoing; // null: no outgoing filters, one check per stanza
 
     public C2sSession(XmppServer server, ConnectionContext connection)
         : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueueBytes, Namespaces.Client, ReadBudget.For(server.Options.C2s))
@@ -50,6 +55,9 @@ public sealed class C2sSession : XmppStream
 
     /// <summary>The host this stream is for, once the header named it.</summary>
     public string? Domain => _host?.Name;
+
+    /// <summary>What the stream's host offers (its modules, resolved at start), once the header named the host.</summary>
+    public Modules.HostModules? HostModules { get; private set; }
 
     /// <summary>The bound full JID (null until resource binding).</summary>
     public Jid? Jid { get; internal set; }
@@ -73,30 +81,83 @@ public sealed class C2sSession : XmppStream
     /// <summary>The last available presence broadcast, as sent (with 'from').</summary>
     public XmlElement? Presence { get; internal set; }
 
-    /// <summary>True once the client fetched its roster: it then receives roster pushes (RFC 6121 §2.1.6).</summary>
-    public bool RosterRequested { get; internal set; }
-
-    /// <summary>The roster as loaded when the session became available (for presence broadcast).</summary>
-    public Storage.RosterSnapshot? Roster { get; internal set; }
-
-    /// <summary>Entities this session sent directed presence to (RFC 6121 §4.6), told when it goes offline.</summary>
-    public HashSet<Jid>? DirectedPresence { get; internal set; }
-
     /// <summary>Set by the server timer once it has pinged this silent client.</summary>
     internal bool IdlePinged { get; set; }
 
-    /// <summary>Sends a XEP-0199 ping from the server; any answer (even an error) counts as activity.</summary>
+    /// <summary>
+    /// Sends a XEP-0199 ping from the server through the router, tracked (IqTracker) so the answer reaches a waiter
+    /// instead of being dropped; any answer (even an error) already counts as activity. The idle timeout itself stays with
+    /// the server timer. When too many server requests are waiting the ping goes out untracked, as before.
+    /// </summary>
     internal void SendPing()
     {
+        var jid = Jid;
+        if (jid is null) return;
         var iq = new XmlElement("iq", Namespaces.Client);
-        iq.SetAttribute("id", "ping-" + NewId()[..8]).SetAttribute("type", "get")
-          .SetAttribute("from", Domain).SetAttribute("to", Jid?.ToString());
+        iq.SetAttribute("type", "get");
         iq.AddElement("ping", Namespaces.Ping);
-        Deliver(iq);
+        var host = Server.HostJid(jid.Domain);
+        var outcome = Server.IqTracker.SendAsync(iq, host, jid, TimeSpan.FromSeconds(Server.Options.C2s.IdleTimeoutSeconds));
+        if (outcome.IsCompletedSuccessfully && outcome.Result.Kind == Pipeline.IqOutcomeKind.Refused)
+        {
+            iq.SetAttribute("id", "ping-" + NewId()[..8]).SetAttribute("from", host.ToString()).SetAttribute("to", jid.ToString());
+            Deliver(iq);
+        }
+    }
+
+    // ---- per-session module state (typed slots) ----
+
+    /// <summary>The module state in <paramref name="key"/>'s slot (default when never set). Lock-free; any thread.</summary>
+    public T? Get<T>(Pipeline.SessionKey<T> key) => Pipeline.SessionSlots.Get(Volatile.Read(ref _slots), key);
+
+    /// <summary>Sets the module state in <paramref name="key"/>'s slot (copy and swap: no lock, any thread).</summary>
+    public void Set<T>(Pipeline.SessionKey<T> key, T? value) => Pipeline.SessionSlots.Set(ref _slots, key, value);
+
+    // ---- delivery to the client, through the session's outgoing filters ----
+
+    /// <summary>
+    /// Adds a filter that sees every stanza before it is queued for this client (higher priorities first; CSI, stream
+    /// management counting). A session without filters pays one null check per stanza.
+    /// </summary>
+    public void AddOutgoingFilter(Pipeline.OutgoingFilter filter, int priority = 0)
+    {
+        // Copy and swap: delivery on other threads reads the chain without a lock, and a session carries no lock object.
+        while (true)
+        {
+            var current = Volatile.Read(ref _outgoing);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _outgoing, Pipeline.OutgoingFilterChain.With(current, filter, priority), current), current)) return;
+        }
+    }
+
+    public void RemoveOutgoingFilter(Pipeline.OutgoingFilter filter)
+    {
+        while (true)
+        {
+            var current = Volatile.Read(ref _outgoing);
+            if (ReferenceEquals(Interlocked.CompareExchange(ref _outgoing, Pipeline.OutgoingFilterChain.Without(current, filter), current), current)) return;
+        }
     }
 
     /// <summary>Hands a stanza to this client. False if the session is closing (the caller re-routes).</summary>
     public bool Deliver(XmlElement stanza)
+    {
+        var filters = Volatile.Read(ref _outgoing);
+        if (filters is not null && !filters.Run(this, ref stanza)) return true; // held: the filter owns it now
+        return SendStanza(stanza);
+    }
+
+    /// <summary>
+    /// Hands on a stanza that <paramref name="heldBy"/> held: the filters after it run, then it is queued. False if the
+    /// session is closing (the filter re-routes it).
+    /// </summary>
+    public bool Release(Pipeline.OutgoingFilter heldBy, XmlElement stanza)
+    {
+        var filters = Volatile.Read(ref _outgoing);
+        if (filters is not null && !filters.Run(this, ref stanza, filters.IndexOf(heldBy) + 1)) return true;
+        return SendStanza(stanza);
+    }
+
+    private bool SendStanza(XmlElement stanza)
     {
         if (!Send(stanza)) return false;
         if (XmlTrace) TraceXml(">>>", stanza);
@@ -134,6 +195,7 @@ public sealed class C2sSession : XmppStream
             return ValueTask.CompletedTask;
         }
         _host = host;
+        HostModules = Server.Modules.ForHost(host.Name);
         var version = header.GetAttribute("version");
         if (version is null || !version.StartsWith("1.", StringComparison.Ordinal))
         {
@@ -150,36 +212,56 @@ public sealed class C2sSession : XmppStream
     private XmlElement BuildFeatures()
     {
         var features = new XmlElement("features", Namespaces.Streams);
-        bool tlsAvailable = Server.Certificates.Get(_host!.Name) is not null;
-        // RFC 6120 §5.3.1: TLS is negotiated before SASL; after authentication STARTTLS is refused (HandleTls), so not offered.
-        if (!IsSecure && tlsAvailable && !_authenticated)
-        {
-            var starttls = features.AddElement("starttls", Namespaces.Tls);
-            if (_host.RequireEncryption) starttls.AddElement("required");
-        }
-        if (!_authenticated)
-        {
-            // RFC 6120 §5.3.1: while TLS is mandatory and not yet negotiated, offer nothing else.
-            if (_host.RequireEncryption && !IsSecure) return features;
-            var mechanisms = features.AddElement("mechanisms", Namespaces.Sasl);
-            foreach (var m in OfferedMechanisms()) mechanisms.AddElement("mechanism").AddText(m);
-            if (ChannelBindingTypes() is { } types)
-            {
-                // XEP-0440: which channel-binding types this server can verify on this connection.
-                var cb = features.AddElement("sasl-channel-binding", Namespaces.ChannelBinding);
-                foreach (var type in types) cb.AddElement("channel-binding").SetAttribute("type", type);
-            }
-            return features;
-        }
-        features.AddElement("bind", Namespaces.Bind);
-        // RFC 6121 (and RFC 3921 §3): legacy session establishment, advertised as optional as Prosody does.
-        features.AddElement("session", Namespaces.Session).AddElement("optional");
-        foreach (var feature in Server.Modules.StreamFeatures)
-        {
-            var f = feature(this);
-            if (f is not null) features.Add(f);
-        }
+        // RFC 6120 §5.3.1: while TLS is mandatory and not yet negotiated, only STARTTLS is offered (the TlsRequired
+        // stage); after authentication STARTTLS is refused (HandleTls), so the Authenticated stage does not offer it.
+        var stage = _authenticated ? StreamFeatureStage.Authenticated
+            : _host!.RequireEncryption && !IsSecure ? StreamFeatureStage.TlsRequired
+            : StreamFeatureStage.Unauthenticated;
+        Server.Modules.StreamFeatures.AddTo(features, stage, this);
         return features;
+    }
+
+    /// <summary>The stream features negotiation itself owns: STARTTLS, SASL, channel binding, resource binding, session.</summary>
+    internal static StreamFeatureRegistry CreateStreamFeatures()
+    {
+        var features = new StreamFeatureRegistry();
+        features.Add(StreamFeatureStage.TlsRequired, StreamFeatureRegistry.StartTlsOrder, static s => s.StartTlsFeature());
+        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.StartTlsOrder, static s => s.StartTlsFeature());
+        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.MechanismsOrder, static s => s.MechanismsFeature());
+        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.ChannelBindingOrder, static s => s.ChannelBindingFeature());
+        features.Add(StreamFeatureStage.Authenticated, StreamFeatureRegistry.BindOrder, static _ => new XmlElement("bind", Namespaces.Bind));
+        features.Add(StreamFeatureStage.Authenticated, StreamFeatureRegistry.SessionOrder, static _ =>
+        {
+            // RFC 6121 (and RFC 3921 §3): legacy session establishment, advertised as optional as Prosody does.
+            var session = new XmlElement("session", Namespaces.Session);
+            session.AddElement("optional");
+            return session;
+        });
+        return features;
+    }
+
+    private XmlElement? StartTlsFeature()
+    {
+        if (IsSecure || Server.Certificates.Get(_host!.Name) is null) return null;
+        var starttls = new XmlElement("starttls", Namespaces.Tls);
+        if (_host.RequireEncryption) starttls.AddElement("required");
+        return starttls;
+    }
+
+    private XmlElement MechanismsFeature()
+    {
+        var mechanisms = new XmlElement("mechanisms", Namespaces.Sasl);
+        foreach (var m in Server.Modules.SaslMechanisms.OfferedNames(this)) mechanisms.AddElement("mechanism").AddText(m);
+        return mechanisms;
+    }
+
+    private XmlElement? ChannelBindingFeature()
+    {
+        if (ChannelBindingTypes() is not { } types) return null;
+        // XEP-0440: which channel-binding types this server can verify on this connection.
+        var cb = new XmlElement("sasl-channel-binding", Namespaces.ChannelBinding);
+        foreach (var type in types) cb.AddElement("channel-binding").SetAttribute("type", type);
+        return cb;
     }
 
     /// <summary>
@@ -198,20 +280,6 @@ public sealed class C2sSession : XmppStream
             ? [ScramChannelBinding.TlsServerEndPoint]
             : [ScramChannelBinding.TlsExporter, ScramChannelBinding.TlsServerEndPoint];
         return _channelBindingTypes;
-    }
-
-    private List<string> OfferedMechanisms()
-    {
-        var list = new List<string>(5);
-        if (IsSecure && Server.Options.C2s.ChannelBinding)
-        {
-            list.Add("SCRAM-SHA-256-PLUS");
-            list.Add("SCRAM-SHA-1-PLUS");
-        }
-        list.Add("SCRAM-SHA-256");
-        list.Add("SCRAM-SHA-1");
-        if (IsSecure || _host!.AllowPlainWithoutTls) list.Add("PLAIN");
-        return list;
     }
 
     /// <summary>
@@ -242,6 +310,12 @@ public sealed class C2sSession : XmppStream
         if (element.Namespace == Namespaces.Sasl) { await HandleSaslAsync(element); return; }
         if (element.Namespace != Namespaces.Client || element.Name is not ("message" or "presence" or "iq"))
         {
+            // Nonzas on a bound stream (XEP-0198, XEP-0352…) go to the module that registered them.
+            if (Jid is not null && element.Namespace != Namespaces.Client && Server.Modules.FindNonzaHandler(element.Namespace, element.Name) is { } nonza)
+            {
+                await HandleNonzaAsync(nonza, element);
+                return;
+            }
             Close(StreamErrors.UnsupportedStanzaType, $"element {Echo(element.Name)} in namespace {Echo(element.Namespace)} is not a stanza this server knows");
             return;
         }
@@ -278,7 +352,7 @@ public sealed class C2sSession : XmppStream
         RequestTlsUpgrade(_host.Name);
     }
 
-    // ---- SASL (RFC 6120 §6) ----
+    // ---- SASL (RFC 6120 §6): a driver for any registered mechanism ----
 
     private async ValueTask HandleSaslAsync(XmlElement element)
     {
@@ -317,11 +391,12 @@ public sealed class C2sSession : XmppStream
     {
         // A new <auth/> abandons any exchange in progress (RFC 6120 §6.4.2): for the throttle that one failed.
         AbandonAttempt();
-        var mechanism = auth.GetAttribute("mechanism");
-        if (mechanism is null || !OfferedMechanisms().Contains(mechanism))
+        var name = auth.GetAttribute("mechanism");
+        var mechanism = name is null ? null : Server.Modules.SaslMechanisms.FindOffered(name, this);
+        if (mechanism is null)
         {
-            // Never echo the client's mechanism name: it can be as long as a stanza.
-            AuthFailed("invalid-mechanism", mechanism is null ? "no mechanism given" : "that mechanism is not offered; see <mechanisms/> in the stream features");
+            // RFC 6120 §6.5.5. Never echo the client's mechanism name: it can be as long as a stanza.
+            AuthFailed("invalid-mechanism", name is null ? "no mechanism given" : "that mechanism is not offered; see <mechanisms/> in the stream features");
             return;
         }
         if (!Server.AuthThrottle.TryBegin(RemoteEndPoint, out var wait, out _attemptReservation))
@@ -331,52 +406,21 @@ public sealed class C2sSession : XmppStream
             return;
         }
         _attemptStarted = true;
-        _mechanism = mechanism;
+        _mechanism = mechanism.Name;
         if (!TryDecode(auth.Text, out var data))
         {
             AuthFailed("incorrect-encoding");
             return;
         }
-        if (_mechanism == "PLAIN")
-        {
-            if (data.Length == 0)
-            {
-                Reply(new XmlElement("challenge", Namespaces.Sasl));
-                return;
-            }
-            await HandlePlainAsync(data);
-            return;
-        }
-        var hash = _mechanism.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramHash.Sha256 : ScramHash.Sha1;
-        bool plus = _mechanism.EndsWith("-PLUS", StringComparison.Ordinal);
-        var cbTypes = ChannelBindingTypes();
-        List<ScramChannelBinding>? bindings = null;
-        if (cbTypes is not null)
-        {
-            // The data of the type the client names in its GS2 header (RFC 5802 §6) is checked; both are ready.
-            // tls-server-end-point is of the certificate this connection negotiated, which a reload may have replaced since.
-            bindings = new List<ScramChannelBinding>(2);
-            if (_exporterBinding is not null) bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsExporter, _exporterBinding));
-            bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsServerEndPoint,
-                Server.Certificates.Get(_host!.Name)!.EndpointBindingOf(Tls!.LocalCertificate)));
-        }
-        _scram = new ScramServer(hash, plus, bindings)
-        {
-            // XEP-0474 §4.1: sign what this stream advertised (the same lists BuildFeatures sent).
-            DowngradeProtection = ScramDowngradeProtection.Compose(OfferedMechanisms(), cbTypes),
-        };
-        if (data.Length == 0)
-        {
-            // RFC 6120 §6.4.2: no initial response — an empty challenge asks for it.
-            Reply(new XmlElement("challenge", Namespaces.Sasl));
-            return;
-        }
-        await ScramFirstAsync(data);
+        var exchange = mechanism.Start(this);
+        _exchange = exchange;
+        ApplyStep(exchange, await exchange.StepAsync(data, this));
     }
 
     private async ValueTask HandleResponseAsync(XmlElement response)
     {
-        if (_mechanism is null)
+        var exchange = _exchange;
+        if (exchange is null)
         {
             AuthFailed("malformed-request", "no authentication in progress");
             return;
@@ -386,103 +430,69 @@ public sealed class C2sSession : XmppStream
             AuthFailed("incorrect-encoding");
             return;
         }
-        if (_mechanism == "PLAIN")
-        {
-            await HandlePlainAsync(data);
-            return;
-        }
-        var scram = _scram;
-        if (scram is null)
-        {
-            AuthFailed("malformed-request", "no authentication in progress");
-            return;
-        }
-        if (scram.AwaitsClientFirst)
-        {
-            await ScramFirstAsync(data);
-            return;
-        }
-        if (!scram.AwaitsClientFinal)
-        {
-            AuthFailed("malformed-request", "the exchange is over");
-            return;
-        }
-        if (!await HoldForAccountAsync()) return;
-        if (_scram != scram) return; // the stream closed or restarted negotiation while the answer was held
-        var result = scram.HandleClientFinal(data, out var serverFinal);
-        if (result != SaslStepResult.Success)
-        {
-            AuthFailed(scram.FailureCondition ?? "not-authorized");
-            return;
-        }
-        CompleteAuthentication(_attemptAccount!, scram.AuthorizationId, serverFinal);
+        ApplyStep(exchange, await exchange.StepAsync(data, this));
     }
 
-    private async ValueTask ScramFirstAsync(byte[] clientFirst)
+    private void ApplyStep(ISaslExchange exchange, SaslStep step)
     {
-        var scram = _scram!;
-        if (scram.HandleClientFirst(clientFirst) != SaslStepResult.Continue)
+        // The attempt may have ended while the step waited for storage or the throttle (refused, stream closed):
+        // then there is nothing left to answer.
+        if (_exchange != exchange) return;
+        switch (step.Kind)
         {
-            AuthFailed(scram.FailureCondition ?? "malformed-request");
-            return;
+            case SaslStepKind.Challenge:
+                var challenge = new XmlElement("challenge", Namespaces.Sasl);
+                if (step.Data is { Length: > 0 } data) challenge.AddText(Convert.ToBase64String(data));
+                Reply(challenge);
+                break;
+            case SaslStepKind.Success:
+                CompleteAuthentication(step.Account!, step.AuthorizationId, step.Data);
+                break;
+            case SaslStepKind.Failure:
+                AuthFailed(step.Condition ?? "not-authorized", step.Text);
+                break;
+            case SaslStepKind.Ended:
+                break;
         }
-        var (local, account) = await LookupAsync(scram.Username!);
-        if (_scram != scram) return;
-        _attemptAccount = local;
-        var hash = _mechanism!.StartsWith("SCRAM-SHA-256", StringComparison.Ordinal) ? ScramHash.Sha256 : ScramHash.Sha1;
-        ScramCredential? credential = account is null ? null : hash == ScramHash.Sha256 ? account.Sha256 : account.Sha1;
-        ScramCredential? standIn = null;
-        if (credential is null) standIn = Server.ScramStandIns.For(hash, _host!.Name, local ?? scram.Username!);
-        else Server.ScramStandIns.Observe(credential);
-        var challenge = new XmlElement("challenge", Namespaces.Sasl);
-        challenge.AddText(Convert.ToBase64String(scram.CreateServerFirst(credential, standIn)));
-        Reply(challenge);
     }
 
-    private async ValueTask HandlePlainAsync(byte[] data)
+    // What a mechanism sees of this stream (ISaslStream); Server and IsSecure come from XmppStream.
+
+    HostOptions ISaslStream.Host => _host!;
+
+    bool ISaslStream.OffersChannelBinding => IsSecure && Server.Options.C2s.ChannelBinding;
+
+    IReadOnlyList<ScramChannelBinding>? ISaslStream.ChannelBindings()
     {
-        // RFC 4616: [authzid] NUL authcid NUL passwd
-        int first = Array.IndexOf(data, (byte)0);
-        int second = first < 0 ? -1 : Array.IndexOf(data, (byte)0, first + 1);
-        if (first < 0 || second < 0 || data.Length > MaxPlainMessage)
-        {
-            AuthFailed("malformed-request");
-            return;
-        }
-        string authzid, authcid, password;
-        try
-        {
-            authzid = StrictUtf8.GetString(data, 0, first);
-            authcid = StrictUtf8.GetString(data, first + 1, second - first - 1);
-            password = StrictUtf8.GetString(data, second + 1, data.Length - second - 1);
-        }
-        catch (DecoderFallbackException)
-        {
-            AuthFailed("malformed-request");
-            return;
-        }
-        var (local, account) = await LookupAsync(authcid);
-        _attemptAccount = local;
-        if (!await HoldForAccountAsync()) return;
-        if (account is not null) Server.ScramStandIns.Observe(account.Sha256);
-        // An unknown account costs the same PBKDF2 run as a known one, so the answer's timing does not tell them apart.
-        var credential = account?.Sha256 ?? Server.ScramStandIns.For(ScramHash.Sha256, _host!.Name, local ?? authcid);
-        bool ok = credential.Verify(password) & account is not null;
-        if (!ok)
-        {
-            AuthFailed("not-authorized");
-            return;
-        }
-        CompleteAuthentication(local!, authzid.Length == 0 ? null : authzid, null);
+        var types = ChannelBindingTypes();
+        if (types is null) return null;
+        // The data of the type the client names in its GS2 header (RFC 5802 §6) is checked; both are ready.
+        // tls-server-end-point is of the certificate this connection negotiated, which a reload may have replaced since.
+        var bindings = new List<ScramChannelBinding>(2);
+        if (_exporterBinding is not null) bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsExporter, _exporterBinding));
+        bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsServerEndPoint,
+            Server.Certificates.Get(_host!.Name)!.EndpointBindingOf(Tls!.LocalCertificate)));
+        return bindings;
     }
 
-    /// <summary>The normalised localpart (null if no account can have this name, RFC 7622 §3.3) and its account, if any.</summary>
-    private async ValueTask<(string? Local, Storage.StoredAccount? Account)> LookupAsync(string username)
+    // XEP-0474 §4.1: the same lists MechanismsFeature and ChannelBindingFeature sent.
+    string ISaslStream.DowngradeProtection() =>
+        ScramDowngradeProtection.Compose(Server.Modules.SaslMechanisms.OfferedNames(this), ChannelBindingTypes());
+
+    ValueTask<SaslAccount> ISaslStream.LookupAsync(string username) => LookupAsync(username);
+
+    ValueTask<bool> ISaslStream.HoldForAccountAsync() => HoldForAccountAsync();
+
+    private async ValueTask<SaslAccount> LookupAsync(string username)
     {
         // PRECIS UsernameCaseMapped, as accounts are stored: "Nobody" and "nobody" are one name, known or not.
-        if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return (null, null);
+        if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return default;
         _authenticatingAs = local; // before the read: see AccountLocalpart
-        return (local, await Server.Storage.Accounts.GetAsync(_host!.Name, local));
+        var exchange = _exchange;
+        var account = await Server.Storage.Accounts.GetAsync(_host!.Name, local);
+        // From here the attempt counts against this account (unless it ended while the account was read).
+        if (_exchange == exchange) _attemptAccount = local;
+        return new SaslAccount(local, account);
     }
 
     /// <summary>The per-account throttle: waits before the credentials are checked, or refuses. False: the attempt is over.</summary>
@@ -519,7 +529,7 @@ public sealed class C2sSession : XmppStream
         _exporterBinding = null;
         if (Slot is not null) Server.Connections.Authenticated(Slot);
         var success = new XmlElement("success", Namespaces.Sasl);
-        if (serverFinal is not null) success.AddText(Convert.ToBase64String(serverFinal));
+        if (serverFinal is { Length: > 0 }) success.AddText(Convert.ToBase64String(serverFinal));
         Reply(success);
         _log.LogInformation("{Connection}: authenticated as {Jid} with {Mechanism}", ConnectionId, bare, mechanism);
         // RFC 6120 §6.4.6: the client now sends a new stream header over the same connection.
@@ -530,7 +540,7 @@ public sealed class C2sSession : XmppStream
     /// <summary>Ends the exchange in progress: whatever the step, the next client message must be a new &lt;auth/&gt;.</summary>
     private void ResetSasl()
     {
-        _scram = null;
+        _exchange = null;
         _mechanism = null;
         _attemptStarted = false;
         _attemptAccount = null;
@@ -650,6 +660,19 @@ public sealed class C2sSession : XmppStream
 
     // ---- stanzas (RFC 6120 §8, RFC 6121) ----
 
+    private async ValueTask HandleNonzaAsync(Pipeline.NonzaHandler handler, XmlElement element)
+    {
+        try
+        {
+            await handler(this, element);
+        }
+        catch (Exception ex)
+        {
+            // Contained like a stanza handler's failure: one log entry, the stream stays up (a nonza has no error reply).
+            _log.LogError(ex, "{Connection}: handler of the nonza {Name} in {Namespace} failed", ConnectionId, element.Name, element.Namespace);
+        }
+    }
+
     private async ValueTask HandleStanzaAsync(XmlElement stanza)
     {
         var jid = Jid!;
@@ -690,14 +713,30 @@ public sealed class C2sSession : XmppStream
                 break;
             case "message":
                 // RFC 6121 §8.1.1.1: a message without 'to' is for the sender's own bare JID.
-                await Server.Router.RouteAsync(stanza, jid, to ?? jid.Bare);
+                await PostAsync(Pipeline.StanzaKind.Message, stanza, to);
                 break;
             case "presence":
-                var handler = Server.Modules.ClientPresence;
-                if (handler is not null) await handler(this, stanza);
-                else if (to is not null) await Server.Router.RouteAsync(stanza, jid, to);
+                // Without 'to' a broadcast (the presence module handles pre-presence/bare); unhandled, it goes nowhere.
+                await PostAsync(Pipeline.StanzaKind.Presence, stanza, to);
                 break;
         }
+    }
+
+    /// <summary>
+    /// The stanza's pre-event (pre-message/bare…) in this session's context, then, unless a handler took it, the
+    /// router. A stanza without 'to' is addressed to the sender's bare JID (RFC 6120 §10.3.3, RFC 6121 §8.1.1.1).
+    /// </summary>
+    private async ValueTask PostAsync(Pipeline.StanzaKind kind, XmlElement stanza, Jid? to)
+    {
+        var jid = Jid!;
+        var target = to ?? jid.Bare;
+        bool explicitTo = to is not null;
+        var pipeline = Server.Modules.Pipeline;
+        var e = Pipeline.StanzaEvent.For(Pipeline.StanzaStage.Pre, kind, target);
+        if (pipeline.HandlerCount(e) > 0 && await pipeline.FireAsync(e, new Pipeline.StanzaContext(stanza, jid, target, this, explicitTo))) return;
+        // Presence without 'to' that no handler took (the presence module disabled) has nobody to go to.
+        if (kind == Pipeline.StanzaKind.Presence && !explicitTo) return;
+        await Server.Router.RouteAsync(kind, stanza, jid, target, explicitTo);
     }
 
     private async ValueTask HandleIqAsync(XmlElement iq, Jid? to)
@@ -718,7 +757,7 @@ public sealed class C2sSession : XmppStream
             Deliver(result);
             return;
         }
-        await Server.Router.RouteIqAsync(iq, Jid!, to ?? Jid!.Bare, explicitTo: to is not null);
+        await PostAsync(Pipeline.StanzaKind.Iq, iq, to);
     }
 
     // ---- end ----

@@ -67,7 +67,14 @@ public sealed class TestServer : IAsyncDisposable
     public static Task<TestServer> StartAsync(params string[] extra) => StartAsync(wrapStorage: null, extra);
 
     /// <summary>A server whose storage is wrapped by <paramref name="wrapStorage"/> (failure injection).</summary>
-    public static async Task<TestServer> StartAsync(Func<Starling.Server.Storage.IStorage, Starling.Server.Storage.IStorage>? wrapStorage, params string[] extra)
+    public static Task<TestServer> StartAsync(Func<Starling.Server.Storage.IStorage, Starling.Server.Storage.IStorage>? wrapStorage, params string[] extra) =>
+        StartAsync(wrapStorage, modules: null, extra);
+
+    /// <summary>A server with test modules registered after the built-in ones.</summary>
+    public static Task<TestServer> StartWithModulesAsync(IEnumerable<Starling.Server.Modules.IModule> modules, params string[] extra) =>
+        StartAsync(wrapStorage: null, modules, extra);
+
+    private static async Task<TestServer> StartAsync(Func<Starling.Server.Storage.IStorage, Starling.Server.Storage.IStorage>? wrapStorage, IEnumerable<Starling.Server.Modules.IModule>? modules, string[] extra)
     {
         var directory = Path.Combine(Path.GetTempPath(), "starling-ft-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
@@ -88,7 +95,7 @@ public sealed class TestServer : IAsyncDisposable
             ];
             var config = StarlingConfiguration.Load(configFile, overrides);
             var logs = new LogCapture();
-            var host = await StarlingHost.StartAsync(config, configureLogging: b => b.AddProvider(logs), wrapStorage: wrapStorage);
+            var host = await StarlingHost.StartAsync(config, configureLogging: b => b.AddProvider(logs), wrapStorage: wrapStorage, extraModules: modules);
             return new TestServer(host, directory, config, logs);
         }
         catch

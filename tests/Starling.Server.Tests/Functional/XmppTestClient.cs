@@ -408,6 +408,9 @@ public sealed class XmppTestClient : IAsyncDisposable
         return outcome;
     }
 
+    /// <summary>After a &lt;success/&gt; the test read itself: the server's next bytes are a new stream header (RFC 6120 §6.4.6).</summary>
+    public void ExpectStreamRestart() => _parser.Reset();
+
     /// <summary>A SCRAM login that must succeed; the stream is restarted and the post-auth features returned.</summary>
     public async Task<XmlElement> AuthenticateScramAsync(string user, string password, ScramHash hash = ScramHash.Sha256, bool plus = false)
     {

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using Starling.Xml;
@@ -14,7 +15,9 @@ public sealed class DiscoModule : IModule
     public const string CapsNode = "https://starling.im";
 
     private ModuleContext _context = null!;
-    private string? _capsVer;
+
+    // Per host: each host offers the features of the modules it runs (Hosts:N:Modules).
+    private readonly ConcurrentDictionary<string, string> _capsVer = new(StringComparer.Ordinal);
 
     public string Name => "disco";
 
@@ -29,16 +32,18 @@ public sealed class DiscoModule : IModule
         context.OnIq(IqType.Get, IqAddress.Bare, Namespaces.DiscoInfo, AccountInfo);
         context.OnIq(IqType.Get, IqAddress.Self, Namespaces.DiscoItems, Items);
         context.OnIq(IqType.Get, IqAddress.Bare, Namespaces.DiscoItems, Items);
-        context.AddStreamFeature(_ =>
+        context.AddStreamFeature(session =>
         {
             var c = new XmlElement("c", Namespaces.Caps);
-            c.SetAttribute("hash", "sha-1").SetAttribute("node", CapsNode).SetAttribute("ver", CapsVer);
+            c.SetAttribute("hash", "sha-1").SetAttribute("node", CapsNode).SetAttribute("ver", CapsVer(session.Domain!));
             return c;
         });
     }
 
-    /// <summary>XEP-0115 §5.1 verification string of the server's identity and features (computed once; modules register before the first stream).</summary>
-    private string CapsVer => _capsVer ??= ComputeVer(_context.Server.Modules.HostFeatures);
+    /// <summary>XEP-0115 §5.1 verification string of a host's identity and features (computed once per host; modules register before the first stream).</summary>
+    private string CapsVer(string host) => _capsVer.GetOrAdd(host, static (h, self) => ComputeVer(self.HostFeatures(h)), this);
+
+    private IReadOnlyList<string> HostFeatures(string host) => _context.Server.Modules.ForHost(host)?.HostFeatures ?? [];
 
     internal static string ComputeVer(IReadOnlyList<string> features)
     {
@@ -53,12 +58,13 @@ public sealed class DiscoModule : IModule
     private ValueTask<IqReply> HostInfo(IqRequest request)
     {
         var node = request.Payload.GetAttribute("node");
-        if (node is not null && node != CapsNode + "#" + CapsVer)
+        var host = request.To.Domain;
+        if (node is not null && node != CapsNode + "#" + CapsVer(host))
             return ValueTask.FromResult(IqReply.Fail(StanzaErrorCondition.ItemNotFound));
         var query = new XmlElement("query", Namespaces.DiscoInfo);
         if (node is not null) query.SetAttribute("node", node);
         query.AddElement("identity").SetAttribute("category", "server").SetAttribute("type", "im").SetAttribute("name", "Starling");
-        foreach (var f in _context.Server.Modules.HostFeatures) query.AddElement("feature").SetAttribute("var", f);
+        foreach (var f in HostFeatures(host)) query.AddElement("feature").SetAttribute("var", f);
         return ValueTask.FromResult(IqReply.Result(query));
     }
 
@@ -69,7 +75,7 @@ public sealed class DiscoModule : IModule
         var query = new XmlElement("query", Namespaces.DiscoInfo);
         // XEP-0030 §3.1 / RFC 6121: an account is identified as a registered account.
         query.AddElement("identity").SetAttribute("category", "account").SetAttribute("type", "registered");
-        foreach (var f in _context.Server.Modules.AccountFeatures) query.AddElement("feature").SetAttribute("var", f);
+        foreach (var f in _context.Server.Modules.ForHost(request.To.Domain)?.AccountFeatures ?? []) query.AddElement("feature").SetAttribute("var", f);
         return IqReply.Result(query);
     }
 

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using Starling.Server.Pipeline;
 using Starling.Server.Sessions;
 using Starling.Server.Storage;
 using Starling.Xml;
@@ -40,15 +41,19 @@ public sealed class OfflineModule : IModule
     public void Register(ModuleContext context)
     {
         _context = context;
-        _quota = context.Server.Options.Limits.OfflineQuota;
-        _quotaBytes = context.Server.Options.Limits.OfflineQuotaBytes;
+        var options = context.Options<OfflineOptions>();
+        _quota = options.QuotaMessages;
+        _quotaBytes = options.QuotaBytes;
         context.AddDiscoFeature(Namespaces.Offline);
-        context.OnUndeliverableMessage(StoreAsync);
+        // message/offline (RFC 6121 §8.5.2.2): the router's service-unavailable at the end of the chain is the fallback.
+        context.Hook(StanzaEvent.MessageOffline, StoreAsync);
         context.SessionAvailable += DeliverAsync;
     }
 
-    private async ValueTask<bool> StoreAsync(Jid bare, XmlElement message)
+    private async ValueTask<bool> StoreAsync(StanzaContext offline)
     {
+        var bare = offline.To;
+        var message = offline.Stanza;
         if (!ShouldStore(message)) return true; // XEP-0085 §5.6 / XEP-0334: nothing worth keeping
         var from = message.GetAttribute("from");
         var xml = XmlWriter.ToXmlString(WithDelay(message, bare.Domain, DateTimeOffset.UtcNow), parentNamespace: null);
@@ -132,7 +137,7 @@ public sealed class OfflineModule : IModule
             var delivered = new List<long>(PageSize);
             while (true)
             {
-                // A page at a time: a full backlog (OfflineQuota messages of up to MaxStanzaBytes) is never all in memory
+                // A page at a time: a full backlog (QuotaMessages messages of up to MaxStanzaBytes) is never all in memory
                 // here; what was handed to the session is deleted before the next page is read.
                 var page = await store.LoadPageAsync(jid.Domain, jid.Local!, after, PageSize);
                 if (page.Count == 0) break;

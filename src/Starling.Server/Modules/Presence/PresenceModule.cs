@@ -1,5 +1,7 @@
 using System.Globalization;
+using Starling.Server.Pipeline;
 using Starling.Server.Sessions;
+using Starling.Server.Storage;
 using Starling.Xml;
 using Starling.Xmpp;
 
@@ -13,6 +15,12 @@ namespace Starling.Server.Modules.Presence;
 /// </summary>
 public sealed class PresenceModule : IModule
 {
+    /// <summary>Entities this session sent directed presence to (RFC 6121 §4.6), told when it goes offline.</summary>
+    internal static readonly SessionKey<HashSet<Jid>> DirectedPresence = new("presence.directed");
+
+    /// <summary>The roster as loaded when the session became available (for presence broadcast).</summary>
+    internal static readonly SessionKey<RosterSnapshot> Roster = new("presence.roster");
+
     private ModuleContext _context = null!;
     private int _maxDirected;
 
@@ -21,39 +29,44 @@ public sealed class PresenceModule : IModule
     public void Register(ModuleContext context)
     {
         _context = context;
-        _maxDirected = context.Server.Options.Limits.MaxDirectedPresence;
-        context.OnClientPresence(OnClientPresenceAsync);
+        _maxDirected = context.Options<PresenceOptions>().MaxDirectedPresence;
+        // Prosody's mod_presence: a client's presence is handled in its own context before routing. Without 'to' it is
+        // a broadcast (handled here); with one it is directed presence, tracked here and then routed as usual.
+        context.Hook(StanzaEvent.PrePresenceBare, OnClientPresenceAsync);
+        context.Hook(StanzaEvent.PrePresenceFull, OnClientPresenceAsync);
+        context.Hook(StanzaEvent.PrePresenceHost, OnClientPresenceAsync);
         context.SessionClosed += OnSessionClosedAsync;
     }
 
-    private async ValueTask OnClientPresenceAsync(C2sSession session, XmlElement presence)
+    private async ValueTask<bool> OnClientPresenceAsync(StanzaContext c)
     {
+        if (c.Origin is not { } session) return false;
+        var presence = c.Stanza;
         var jid = session.Jid!;
         var type = presence.GetAttribute("type");
-        var toText = presence.GetAttribute("to");
-        if (toText is not null)
+        if (c.ExplicitTo)
         {
-            var to = Jid.Parse(toText); // validated by the session
+            var to = c.To;
             if (type is null or "unavailable")
             {
                 // RFC 6121 §4.6: directed presence; remembered so the contact learns when we go offline.
                 if (type is null && session.IsAvailable)
                 {
-                    var directed = session.DirectedPresence ??= [];
+                    var directed = session.Get(DirectedPresence);
+                    if (directed is null) session.Set(DirectedPresence, directed = []);
                     // Issue #13: the set lived as long as the session and grew with every new addressee. Past the limit the
                     // presence is refused with resource-constraint (RFC 6120 §8.3.3.18) rather than sent untracked, since
                     // an untracked contact would never learn that we went offline (RFC 6121 §4.6.3).
                     if (directed.Count >= _maxDirected && !directed.Contains(to))
                     {
                         _context.Server.Router.Bounce(presence, jid, to, StanzaErrorCondition.ResourceConstraint, $"directed presence to more than {_maxDirected} entities");
-                        return;
+                        return true;
                     }
                     directed.Add(to);
                 }
-                else session.DirectedPresence?.Remove(to);
+                else session.Get(DirectedPresence)?.Remove(to);
             }
-            await _context.Server.Router.RouteAsync(presence, jid, to);
-            return;
+            return false; // routed by the session like any stanza
         }
 
         if (type is null)
@@ -65,10 +78,11 @@ public sealed class PresenceModule : IModule
             {
                 // RFC 6121 §4.7.2.3: an integer from -128 to +127.
                 _context.Server.Router.Bounce(presence, jid, null, StanzaErrorCondition.BadRequest, "priority must be an integer from -128 to 127");
-                return;
+                return true;
             }
             bool initial = !session.IsAvailable;
-            if (initial) session.Roster = await _context.Server.Storage.Roster.GetAsync(jid.Domain, jid.Local!);
+            RosterSnapshot? roster = null;
+            if (initial) session.Set(Roster, roster = await _context.Server.Storage.Roster.GetAsync(jid.Domain, jid.Local!));
             session.Priority = priority;
             session.Presence = presence;
             session.IsAvailable = true;
@@ -81,7 +95,7 @@ public sealed class PresenceModule : IModule
                 {
                     if (!ReferenceEquals(other, session) && other.IsAvailable && other.Presence is not null) session.Deliver(other.Presence);
                 }
-                foreach (var item in session.Roster!.Items)
+                foreach (var item in roster!.Items)
                 {
                     if (item.Subscription is not ("to" or "both") || !Jid.TryParse(item.Jid, out var contact)) continue;
                     foreach (var s in _context.Server.Sessions.GetSessions(contact))
@@ -91,18 +105,19 @@ public sealed class PresenceModule : IModule
                 }
                 await _context.Server.Modules.RaiseSessionAvailableAsync(session);
             }
-            return;
+            return true;
         }
         if (type == "unavailable")
         {
-            if (!session.IsAvailable) return;
+            if (!session.IsAvailable) return true;
             session.IsAvailable = false;
             session.Presence = null;
             await BroadcastAsync(session, presence);
             await SendToDirectedAsync(session, presence);
-            return;
+            return true;
         }
         // Subscription requests and probes need an addressee; errors without one are dropped (RFC 6121 §4.7.1).
+        return true;
     }
 
     private async ValueTask OnSessionClosedAsync(C2sSession session)
@@ -124,7 +139,7 @@ public sealed class PresenceModule : IModule
         {
             if (s.IsAvailable || ReferenceEquals(s, session)) s.Deliver(presence);
         }
-        var roster = session.Roster;
+        var roster = session.Get(Roster);
         if (roster is null) return;
         foreach (var item in roster.Items)
         {
@@ -137,9 +152,9 @@ public sealed class PresenceModule : IModule
 
     private async ValueTask SendToDirectedAsync(C2sSession session, XmlElement presence)
     {
-        var targets = session.DirectedPresence;
+        var targets = session.Get(DirectedPresence);
         if (targets is null) return;
-        session.DirectedPresence = null;
+        session.Set(DirectedPresence, null);
         foreach (var to in targets)
         {
             var copy = presence.Clone();

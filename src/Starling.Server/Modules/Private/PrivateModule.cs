@@ -7,12 +7,14 @@ namespace Starling.Server.Modules.Private;
 public sealed class PrivateModule : IModule
 {
     private ModuleContext _context = null!;
+    private PrivateOptions _options = null!;
 
     public string Name => "private";
 
     public void Register(ModuleContext context)
     {
         _context = context;
+        _options = context.Options<PrivateOptions>();
         context.AddDiscoFeature(Namespaces.Private, alsoAccount: true);
         context.OnIq(IqType.Get, IqAddress.Self, Namespaces.Private, GetAsync);
         context.OnIq(IqType.Set, IqAddress.Self, Namespaces.Private, SetAsync);
@@ -53,20 +55,20 @@ public sealed class PrivateModule : IModule
         // Issue #13: per-user private storage was unbounded. A fragment larger than the limit is not-acceptable (the
         // request cannot be accepted as it is); a new namespace past the per-user count is resource-constraint
         // (RFC 6120 §8.3.3.18: the server lacks the room). Sizes are checked before anything is written.
-        var limits = _context.Server.Options.Limits;
+        var limits = _options;
         var fragments = new string[children.Count];
         for (int i = 0; i < children.Count; i++)
         {
             fragments[i] = XmlWriter.ToXmlString(children[i], parentNamespace: null);
-            if (System.Text.Encoding.UTF8.GetByteCount(fragments[i]) > limits.MaxPrivateFragmentBytes)
-                return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"a private XML fragment may be at most {limits.MaxPrivateFragmentBytes} bytes");
+            if (System.Text.Encoding.UTF8.GetByteCount(fragments[i]) > limits.MaxFragmentBytes)
+                return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"a private XML fragment may be at most {limits.MaxFragmentBytes} bytes");
         }
         var user = request.From;
         for (int i = 0; i < children.Count; i++)
         {
             var child = children[i];
-            if (!await _context.Server.Storage.PrivateXml.SetAsync(user.Domain, user.Local!, child.Name, child.Namespace, fragments[i], limits.MaxPrivateFragments))
-                return IqReply.Fail(StanzaErrorCondition.ResourceConstraint, $"private storage is full ({limits.MaxPrivateFragments} namespaces)");
+            if (!await _context.Server.Storage.PrivateXml.SetAsync(user.Domain, user.Local!, child.Name, child.Namespace, fragments[i], limits.MaxFragments))
+                return IqReply.Fail(StanzaErrorCondition.ResourceConstraint, $"private storage is full ({limits.MaxFragments} namespaces)");
         }
         return IqReply.Result();
     }

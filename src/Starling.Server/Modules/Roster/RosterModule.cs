@@ -1,3 +1,4 @@
+using Starling.Server.Pipeline;
 using Starling.Server.Storage;
 using Starling.Xml;
 using Starling.Xmpp;
@@ -10,13 +11,18 @@ namespace Starling.Server.Modules.Roster;
 /// </summary>
 public sealed class RosterModule : IModule
 {
+    /// <summary>True once the client fetched its roster: it then receives roster pushes (RFC 6121 §2.1.6).</summary>
+    internal static readonly SessionKey<bool> RosterRequested = new("roster.requested");
+
     private ModuleContext _context = null!;
+    private RosterOptions _options = null!;
 
     public string Name => "roster";
 
     public void Register(ModuleContext context)
     {
         _context = context;
+        _options = context.Options<RosterOptions>();
         context.OnIq(IqType.Get, IqAddress.Self, Namespaces.Roster, GetAsync);
         context.OnIq(IqType.Set, IqAddress.Self, Namespaces.Roster, SetAsync);
         // RFC 6121 §2.6.1: advertise roster versioning.
@@ -27,7 +33,7 @@ public sealed class RosterModule : IModule
     {
         var user = request.From;
         var roster = await _context.Server.Storage.Roster.GetAsync(user.Domain, user.Local!);
-        if (request.Session is { } session) session.RosterRequested = true;
+        if (request.Session is { } session && !session.Get(RosterRequested)) session.Set(RosterRequested, true);
         // RFC 6121 §2.6.3: the client's version is current — an empty result, changes come as pushes.
         var clientVer = request.Payload.GetAttribute("ver");
         if (clientVer is not null && clientVer == roster.Version) return IqReply.Result();
@@ -46,7 +52,7 @@ public sealed class RosterModule : IModule
         if (!Jid.TryParse(item.GetAttribute("jid"), out var contact, out var error))
             return IqReply.Fail(StanzaErrorCondition.JidMalformed, $"invalid item jid: {error}");
         if (contact.Resource is not null) contact = contact.Bare;
-        var limits = _context.Server.Options.Limits;
+        var limits = _options;
         var user = request.From;
         var store = _context.Server.Storage.Roster;
         string? version;
@@ -63,18 +69,18 @@ public sealed class RosterModule : IModule
             // RFC 6121 §2.3.3: a name or group name longer than a server-configured limit is not-acceptable; so is an
             // item with more groups than the server keeps (issue #13: per-user storage was unbounded).
             var itemName = item.GetAttribute("name");
-            if (itemName is not null && itemName.Length > limits.MaxRosterNameLength)
-                return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"the item name is longer than {limits.MaxRosterNameLength} characters");
+            if (itemName is not null && itemName.Length > limits.MaxNameLength)
+                return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"the item name is longer than {limits.MaxNameLength} characters");
             var groups = new List<string>();
             foreach (var g in item.Elements("group", Namespaces.Roster))
             {
                 var name = g.Text;
                 // RFC 6121 §2.3.3: empty or duplicate group names are not acceptable.
                 if (name.Length == 0) return IqReply.Fail(StanzaErrorCondition.NotAcceptable, "empty group name");
-                if (name.Length > limits.MaxRosterGroupNameLength)
-                    return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"a group name is longer than {limits.MaxRosterGroupNameLength} characters");
-                if (groups.Count >= limits.MaxRosterGroups)
-                    return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"an item may be in at most {limits.MaxRosterGroups} groups");
+                if (name.Length > limits.MaxGroupNameLength)
+                    return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"a group name is longer than {limits.MaxGroupNameLength} characters");
+                if (groups.Count >= limits.MaxGroups)
+                    return IqReply.Fail(StanzaErrorCondition.NotAcceptable, $"an item may be in at most {limits.MaxGroups} groups");
                 if (groups.Contains(name)) return IqReply.Fail(StanzaErrorCondition.BadRequest, "duplicate group");
                 groups.Add(name);
             }
@@ -86,9 +92,9 @@ public sealed class RosterModule : IModule
             }
             var stored = new RosterItem(contact.ToString(), itemName,
                 existing?.Subscription ?? "none", existing?.AskSubscribe ?? false, groups);
-            version = await store.SetItemAsync(user.Domain, user.Local!, stored, limits.MaxRosterItems);
+            version = await store.SetItemAsync(user.Domain, user.Local!, stored, limits.MaxItems);
             // The roster is at its quota and this is a new item: the server lacks room (RFC 6120 §8.3.3.18).
-            if (version is null) return IqReply.Fail(StanzaErrorCondition.ResourceConstraint, $"the roster is full ({limits.MaxRosterItems} items)");
+            if (version is null) return IqReply.Fail(StanzaErrorCondition.ResourceConstraint, $"the roster is full ({limits.MaxItems} items)");
             pushed = ToElement(stored);
         }
         Push(user.Bare, pushed, version);
@@ -100,7 +106,7 @@ public sealed class RosterModule : IModule
     {
         foreach (var session in _context.Server.Sessions.GetSessions(bare))
         {
-            if (!session.RosterRequested) continue;
+            if (!session.Get(RosterRequested)) continue;
             var iq = new XmlElement("iq", Namespaces.Client);
             iq.SetAttribute("id", "push-" + Sessions.XmppStream.NewId()[..8]).SetAttribute("type", "set").SetAttribute("to", session.Jid!.ToString());
             var query = iq.AddElement("query", Namespaces.Roster);

@@ -4,7 +4,7 @@ using Starling.Xmpp;
 
 namespace Starling.Server.Modules.Version;
 
-/// <summary>XEP-0092 Software Version: name and version of the server (the OS only if Modules:VersionShowOs).</summary>
+/// <summary>XEP-0092 Software Version: name and version of the server (the OS only if Modules:version:ShowOs).</summary>
 public sealed class VersionModule : IModule
 {
     private bool _showOs;
@@ -13,7 +13,7 @@ public sealed class VersionModule : IModule
 
     public void Register(ModuleContext context)
     {
-        _showOs = context.Server.Options.Modules.VersionShowOs;
+        _showOs = context.Options<VersionOptions>().ShowOs;
         context.AddDiscoFeature(Namespaces.Version);
         context.OnIq(IqType.Get, IqAddress.Host, Namespaces.Version, Answer);
     }
