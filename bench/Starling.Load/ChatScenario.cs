@@ -44,6 +44,20 @@ internal sealed class ChatStep
     public LatencyHistogram SendLag { get; } = new();
 
     public ConcurrentDictionary<string, long> Errors { get; } = new();
+
+    /// <summary>Counts a failed send once <paramref name="send"/> completes (writes are fire-and-forget: never awaited).</summary>
+    public void CountFailure(Task<bool> send)
+    {
+        if (send.IsCompleted)
+        {
+            if (!send.IsCompletedSuccessfully || !send.Result) Interlocked.Increment(ref SendFailures);
+            return;
+        }
+        _ = send.ContinueWith(static (t, state) =>
+        {
+            if (!t.IsCompletedSuccessfully || !t.Result) Interlocked.Increment(ref ((ChatStep)state!).SendFailures);
+        }, this, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
 }
 
 /// <summary>
@@ -316,18 +330,7 @@ internal static class ChatScenario
                 byte[] stanza = driver.BuildStanza(to, seq, body);
                 Interlocked.Increment(ref st.Sent);
                 if (intended >= st.MeasureFrom) Interlocked.Increment(ref st.SentMeasured);
-                var send = driver.SendAsync(from, to, stanza, body);
-                if (send.IsCompleted)
-                {
-                    if (!send.IsCompletedSuccessfully || !send.Result) Interlocked.Increment(ref st.SendFailures);
-                }
-                else
-                {
-                    _ = send.ContinueWith(t =>
-                    {
-                        if (!t.IsCompletedSuccessfully || !t.Result) Interlocked.Increment(ref st.SendFailures);
-                    }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                }
+                st.CountFailure(driver.SendAsync(from, to, stanza, body));
                 seq++;
                 long lag = stamp - intended;
                 if (lag > st.MaxLagTicks) st.MaxLagTicks = lag;

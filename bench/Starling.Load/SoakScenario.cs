@@ -242,18 +242,7 @@ internal static class SoakScenario
                 string body = ChatBody.Format(ChatScenario.RunId, k, seq, intended, stamp, o.BodyBytes);
                 byte[] stanza = driver.BuildStanza(to, seq, body);
                 Interlocked.Increment(ref w.Sent);
-                var send = driver.SendAsync(from, to, stanza, body);
-                if (send.IsCompleted)
-                {
-                    if (!send.IsCompletedSuccessfully || !send.Result) Interlocked.Increment(ref w.SendFailures);
-                }
-                else
-                {
-                    _ = send.ContinueWith(t =>
-                    {
-                        if (!t.IsCompletedSuccessfully || !t.Result) Interlocked.Increment(ref w.SendFailures);
-                    }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-                }
+                w.CountFailure(driver.SendAsync(from, to, stanza, body));
                 seq++;
                 w.SendLag.Record((long)((stamp - intended) * 1_000_000.0 / Stopwatch.Frequency));
             }
