@@ -43,6 +43,14 @@ public sealed class StarlingHost : IAsyncDisposable
     private static PosixSignalRegistration? RegisterReloadSignal(XmppServer server)
     {
         if (OperatingSystem.IsWindows()) return null;
+        if (SighupIgnoredAtStart())
+        {
+            // A signal ignored when the process started (nohup, some supervisors) stays ignored: the runtime does not
+            // install a handler for it, so SIGHUP would do nothing. Say so instead of failing silently.
+            server.LoggerFactory.CreateLogger<StarlingHost>().LogWarning(
+                "SIGHUP is ignored by this process (started under nohup?): certificates are not reloaded on SIGHUP; use `starling reload`");
+            return null;
+        }
         try
         {
             return PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
@@ -56,6 +64,24 @@ public sealed class StarlingHost : IAsyncDisposable
         {
             return null;
         }
+    }
+
+    /// <summary>True when SIGHUP is in this process's ignored set (/proc/self/status SigIgn, bit 0 = signal 1).</summary>
+    internal static bool SighupIgnoredAtStart()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+            {
+                if (!line.StartsWith("SigIgn:", StringComparison.Ordinal)) continue;
+                return ulong.TryParse(line.AsSpan(7).Trim(), System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture, out var mask)
+                    && (mask & 1) != 0;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+        }
+        return false;
     }
 
     public XmppServer Server { get; }
