@@ -16,6 +16,11 @@ namespace Starling.Server.Tests.Tls;
 /// carries the XEP-0474 hash, and certificates are reloaded without a restart. After each attack a normal client still
 /// logs in and chats.
 /// </summary>
+/// <remarks>
+/// Not run beside other tests: the SIGHUP test signals the whole test process, and servers of parallel tests starting
+/// and stopping meanwhile register and release the process's SIGHUP handling (a test-host crash was seen once).
+/// </remarks>
+[Collection(ProcessSignals.Collection)]
 public sealed partial class TlsHardeningTests
 {
     private static string TempDirectory() => Path.Combine(Path.GetTempPath(), "starling-tls-" + Guid.NewGuid().ToString("N"));
@@ -465,4 +470,11 @@ public sealed partial class TlsHardeningTests
             Directory.Delete(dir, recursive: true);
         }
     }
+}
+
+/// <summary>Tests that send signals to the test process run alone (xunit runs such a collection after the others).</summary>
+[CollectionDefinition(Collection, DisableParallelization = true)]
+public sealed class ProcessSignals
+{
+    public const string Collection = "Process signals";
 }
