@@ -69,6 +69,12 @@ internal sealed class LoadOptions
     /// <summary>soak: how long each churn session stays online (s).</summary>
     public double SessionSeconds { get; set; } = 20;
 
+    /// <summary>soak: instead of a steady churn, this many churn users log in at once every --burst-every s (0: steady churn).</summary>
+    public int BurstLogins { get; set; }
+
+    /// <summary>soak: seconds between login bursts (the first starts at --burst-every).</summary>
+    public double BurstEvery { get; set; } = 30;
+
     /// <summary>soak: seconds per reported window.</summary>
     public double SampleSeconds { get; set; } = 60;
 
@@ -169,6 +175,8 @@ internal sealed class LoadOptions
                 case "--churn-rate": o.ChurnRate = Dbl(); break;
                 case "--session-seconds": o.SessionSeconds = Dbl(); break;
                 case "--sample": o.SampleSeconds = Dbl(); break;
+                case "--burst-logins": o.BurstLogins = Int(); break;
+                case "--burst-every": o.BurstEvery = Dbl(); break;
                 case "--max-rss-growth": o.MaxRssGrowthPercent = Dbl(); break;
                 default: throw new ArgumentException($"unknown option '{key}'");
             }
@@ -184,6 +192,7 @@ internal sealed class LoadOptions
         if (o.Duration <= 0 || o.Timeout <= 0) throw new ArgumentException("--duration and --timeout must be > 0");
         if (o.ChurnUsers < 0 || o.ChurnRate < 0 || o.SessionSeconds <= 0 || o.SampleSeconds <= 0)
             throw new ArgumentException("--churn-users and --churn-rate must be >= 0, --session-seconds and --sample > 0");
+        if (o.BurstLogins < 0 || o.BurstEvery <= 0) throw new ArgumentException("--burst-logins must be >= 0 and --burst-every > 0");
         if (o.BodyBytes < 24) throw new ArgumentException("--body-bytes must be >= 24 (sequence number and timestamp)");
         return o;
     }

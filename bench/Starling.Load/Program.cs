@@ -31,6 +31,8 @@ const string Usage = """
     all:    --no-key-cache (derive SCRAM keys at every login; default: cached per user like reconnecting clients)
     soak:   --rate R --churn-users [1000] --churn-rate [10] --session-seconds [20] --sample [60] --max-rss-growth [10]
             (churn users are user{first+users}...; --warmup is the RSS baseline time)
+            --burst-logins N --burst-every [30]: instead of the steady churn, N churn users log in at once (--concurrency
+            at a time) every --burst-every s and stay --session-seconds: the tail latency of the chat right after bursts
     fanout: --contacts [100] --provision-rosters --window s [5]
 
     Exit codes: 0 ran, 2 bad usage, 3 setup failure (nobody could connect or log in).

@@ -24,7 +24,7 @@ internal static class SoakScenario
 
     public static async Task<int> RunAsync(LoadOptions o, Reporter reporter, CancellationToken ct)
     {
-        if (o.ChurnRate > 0 && o.ChurnUsers < o.ChurnRate * (o.SessionSeconds + o.Timeout))
+        if (o.BurstLogins == 0 && o.ChurnRate > 0 && o.ChurnUsers < o.ChurnRate * (o.SessionSeconds + o.Timeout))
             Reporter.Progress($"soak: note: {o.ChurnUsers} churn users may be too few for {o.ChurnRate}/s × ({o.SessionSeconds}+{o.Timeout}) s; "
                 + "a login whose user is still busy is skipped and counted");
         var server = await LoginPool.ResolveAsync(o);
@@ -133,7 +133,9 @@ internal static class SoakScenario
             .Set("warmup_s", o.Warmup)
             .Set("rate_target", o.Rate)
             .Set("users", chat.Online)
-            .Set("churn_rate", o.ChurnRate)
+            .Set("churn_rate", o.BurstLogins > 0 ? null : o.ChurnRate)
+            .Set("burst_logins", o.BurstLogins > 0 ? o.BurstLogins : null)
+            .Set("burst_every_s", o.BurstLogins > 0 ? o.BurstEvery : null)
             .Set("session_seconds", o.SessionSeconds)
             .Set("sent", results.Sent)
             .Set("received", results.Received)
@@ -302,6 +304,11 @@ internal static class SoakScenario
 
         public async Task RunAsync(long start, CancellationToken ct)
         {
+            if (_o.BurstLogins > 0)
+            {
+                await RunBurstsAsync(start, ct);
+                return;
+            }
             if (_o.ChurnRate <= 0 || _o.ChurnUsers == 0) return;
             long started = 0;
             long limit = (long)(_o.ChurnRate * Math.Max(0, _o.Duration - _o.SessionSeconds));
@@ -339,7 +346,51 @@ internal static class SoakScenario
             await Task.WhenAny(Task.WhenAll(pending), Task.Delay(TimeSpan.FromSeconds(_o.Timeout), CancellationToken.None));
         }
 
-        private async Task SessionAsync(int slot, int chatSlot, CancellationToken ct)
+        /// <summary>
+        /// Bursts: every --burst-every s, --burst-logins churn users log in at once (at most --concurrency logins in flight,
+        /// as a reconnect storm after a network outage would come), stay --session-seconds and log out. A user still busy
+        /// from the previous burst is skipped and counted.
+        /// </summary>
+        private async Task RunBurstsAsync(long start, CancellationToken ct)
+        {
+            // Not disposed: sessions still logging out when the run ends may release it (it holds no OS handle).
+            var gate = new SemaphoreSlim(_o.Concurrency);
+            var rnd = new Random(_o.Seed + 1);
+            int users = Math.Min(_o.BurstLogins, _busy.Length);
+            try
+            {
+                for (int burst = 1; ; burst++)
+                {
+                    double at = burst * _o.BurstEvery;
+                    if (at + _o.SessionSeconds > _o.Duration) break;
+                    double wait = at - Stopwatch.GetElapsedTime(start).TotalSeconds;
+                    if (wait > 0) await Task.Delay(TimeSpan.FromSeconds(wait), ct);
+                    Reporter.Progress(string.Create(CultureInfo.InvariantCulture, $"soak: burst {burst}: {users} logins at {at:F0} s"));
+                    for (int slot = 0; slot < users; slot++)
+                    {
+                        if (Interlocked.CompareExchange(ref _busy[slot], 1, 0) != 0)
+                        {
+                            Interlocked.Increment(ref _skipped);
+                            continue;
+                        }
+                        var task = SessionAsync(slot, rnd.Next(_chat.Online), ct, gate);
+                        lock (_sessions)
+                        {
+                            _sessions.RemoveAll(t => t.IsCompleted);
+                            _sessions.Add(task);
+                        }
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            Task[] pending;
+            lock (_sessions) pending = [.. _sessions];
+            await Task.WhenAny(Task.WhenAll(pending), Task.Delay(TimeSpan.FromSeconds(_o.Timeout), CancellationToken.None));
+        }
+
+        private async Task SessionAsync(int slot, int chatSlot, CancellationToken ct, SemaphoreSlim? loginGate = null)
         {
             await Task.Yield();
             int userNumber = _o.First + _o.Users + slot;
@@ -348,6 +399,7 @@ internal static class SoakScenario
             bool loggedIn = false;
             try
             {
+                if (loginGate is not null) await loginGate.WaitAsync(ct);
                 using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
                 {
                     timeout.CancelAfter(TimeSpan.FromSeconds(_o.Timeout));
@@ -360,6 +412,10 @@ internal static class SoakScenario
                         Interlocked.Increment(ref _failures);
                         FailureReasons.AddOrUpdate(LoginPool.Classify(ex, client, timeout.IsCancellationRequested), 1, (_, v) => v + 1);
                         return;
+                    }
+                    finally
+                    {
+                        loginGate?.Release();
                     }
                 }
                 loggedIn = true;

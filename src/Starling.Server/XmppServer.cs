@@ -146,12 +146,19 @@ public sealed class XmppServer : IAsyncDisposable
     /// after a burst at least as large as the live heap (and 16 MB), one compacting collection gives that memory back
     /// to the OS (Prosody's Lua GC and ejabberd's per-process heaps do the equivalent continuously).
     /// </summary>
+    /// <summary>Allocation over one 5-s tick below which the server counts as idle (~100 KB/s).</summary>
+    internal const long IdleAllocationPerTick = 512 * 1024;
+
     private void TrimAfterBurst()
     {
         long allocated = GC.GetTotalAllocatedBytes();
         long sinceTick = allocated - _allocatedAtLastTick;
         _allocatedAtLastTick = allocated;
-        bool quiet = sinceTick < 4 * 1024 * 1024; // under ~0.8 MB/s over the last tick
+        // Idle, not merely calmer: the trim stops the world for a compaction of the whole heap (50-100 ms with thousands
+        // of sessions), so it waits until the server allocates at idle rates (keepalives and pings of idle sessions:
+        // tens of KB/s), never while stanzas flow (1,000 msgs/s allocate several hundred KB/s). See docs/benchmarks.md,
+        // "Tail latency after login bursts".
+        bool quiet = sinceTick < IdleAllocationPerTick;
         long threshold = Math.Max(16L * 1024 * 1024, GC.GetGCMemoryInfo().HeapSizeBytes);
         if (quiet && allocated - _allocatedAtLastTrim > threshold) Trim();
     }

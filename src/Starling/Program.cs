@@ -259,6 +259,9 @@ public static class Program
         Console.WriteLine($"  connections: {s.Connections}");
         Console.WriteLine($"  sessions:    {s.Sessions}");
         Console.WriteLine(string.Create(invariant, $"  memory:      {s.MemoryBytes / 1048576.0:F1} MB resident, {s.ManagedHeapBytes / 1048576.0:F1} MB managed heap"));
+        if (s.Collections.Count == 3)
+            Console.WriteLine(string.Create(invariant, $"  gc:          {s.Collections[0]} gen0, {s.Collections[1]} gen1, {s.Collections[2]} gen2 collections; {s.GcPauseMilliseconds:F1} ms paused in all"));
+        Console.WriteLine(string.Create(invariant, $"  allocated:   {s.AllocatedBytes / 1048576.0:F1} MB since start; last young collection: {s.LastYoungPauseMilliseconds:F1} ms, heap {s.LastYoungHeapBeforeBytes / 1048576.0:F1} MB before, {s.LastYoungPromotedBytes / 1048576.0:F1} MB promoted"));
         Console.WriteLine($"  hosts:       {string.Join(", ", s.Hosts)}");
         return 0;
     }

@@ -128,6 +128,7 @@ public sealed class ControlSocketTests : IAsyncLifetime
         Assert.True(memory.Success, stdout);
         double resident = double.Parse(memory.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(resident, 5, 4096);
+        Assert.Matches(@"gc: +\d+ gen0, \d+ gen1, \d+ gen2 collections; \d+\.\d ms paused in all", stdout);
         Assert.Contains("hosts:       localhost", stdout, StringComparison.Ordinal);
     }
 

@@ -171,4 +171,15 @@ public class ChatBodyAndOptionsTests
         Assert.Throws<ArgumentException>(() => LoadOptions.Parse(["--bogus"]));
         Assert.Throws<ArgumentException>(() => LoadOptions.Parse(["--mechanism", "DIGEST-MD5"]));
     }
+
+    [Fact]
+    public void Soak_burst_options_parse_and_refuse_nonsense()
+    {
+        var o = LoadOptions.Parse(["--burst-logins", "3500", "--burst-every=40"]);
+        Assert.Equal(3500, o.BurstLogins);
+        Assert.Equal(40, o.BurstEvery);
+        Assert.Equal(0, LoadOptions.Parse([]).BurstLogins); // steady churn unless asked
+        Assert.Throws<ArgumentException>(() => LoadOptions.Parse(["--burst-logins", "-1"]));
+        Assert.Throws<ArgumentException>(() => LoadOptions.Parse(["--burst-every", "0"]));
+    }
 }

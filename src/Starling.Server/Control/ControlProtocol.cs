@@ -62,6 +62,22 @@ public sealed class ServerStatus
 
     public long ManagedHeapBytes { get; set; }
 
+    /// <summary>Garbage collections since start, by generation (0, 1, 2).</summary>
+    public List<int> Collections { get; set; } = [];
+
+    /// <summary>Time the garbage collector has paused the process since start, in milliseconds.</summary>
+    public double GcPauseMilliseconds { get; set; }
+
+    /// <summary>Bytes allocated on the managed heap since start.</summary>
+    public long AllocatedBytes { get; set; }
+
+    /// <summary>The last young-generation (0 or 1) collection: its pause (ms), the heap before it and what it promoted (bytes).</summary>
+    public double LastYoungPauseMilliseconds { get; set; }
+
+    public long LastYoungHeapBeforeBytes { get; set; }
+
+    public long LastYoungPromotedBytes { get; set; }
+
     public List<string> Hosts { get; set; } = [];
 }
 

@@ -65,6 +65,9 @@ public sealed class ControlService
 
     private ServerStatus Status()
     {
+        var young = GC.GetGCMemoryInfo(GCKind.Ephemeral);
+        long before = 0;
+        foreach (var g in young.GenerationInfo) before += g.SizeBeforeBytes;
         var hosts = new List<string>();
         foreach (var h in _server.Options.Hosts) hosts.Add(h.Name);
         return new ServerStatus
@@ -76,6 +79,12 @@ public sealed class ControlService
             Sessions = _server.Sessions.Count,
             MemoryBytes = Environment.WorkingSet,
             ManagedHeapBytes = GC.GetGCMemoryInfo().HeapSizeBytes,
+            Collections = [GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2)],
+            GcPauseMilliseconds = GC.GetTotalPauseDuration().TotalMilliseconds,
+            AllocatedBytes = GC.GetTotalAllocatedBytes(),
+            LastYoungPauseMilliseconds = young.Index == 0 ? 0 : young.PauseDurations[0].TotalMilliseconds,
+            LastYoungHeapBeforeBytes = before,
+            LastYoungPromotedBytes = young.PromotedBytes,
             Hosts = hosts,
         };
     }

@@ -227,6 +227,12 @@ public sealed class AdminTests
         Assert.Equal(XmppServer.Version, status.Version);
         Assert.Equal(Environment.ProcessId, status.ProcessId);
         Assert.True(status.MemoryBytes > status.ManagedHeapBytes && status.ManagedHeapBytes > 0, $"{status.MemoryBytes} / {status.ManagedHeapBytes}");
+        // The in-process server reports this process's collector: a collection made here is counted.
+        Assert.Equal(3, status.Collections.Count);
+        int gen2 = GC.CollectionCount(2);
+        GC.Collect();
+        var after = (await AskAsync(server, new ControlRequest { Command = "status" })).Status!;
+        Assert.True(after.Collections[2] > gen2 && after.GcPauseMilliseconds > 0, $"{after.Collections[2]} gen2, {after.GcPauseMilliseconds} ms");
         Assert.Equal(["localhost"], status.Hosts);
     }
 
