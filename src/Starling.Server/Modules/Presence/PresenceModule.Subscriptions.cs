@@ -126,7 +126,7 @@ public sealed partial class PresenceModule
             _ => SubscriptionRules.InboundUnsubscribed,
         };
         var update = await Server.Storage.Roster.UpdateSubscriptionAsync(owner.Domain, owner.Local!, senderText, rule, null, MaxRosterItems, _maxPending);
-        // Appendix A.3: a stanza that changes nothing (an unsolicited subscribed or unsubscribed, a cancellation of a
+        // Appendix A: a stanza that changes nothing (an unsolicited subscribed or unsubscribed, a cancellation of a
         // subscription that does not exist) is ignored: not delivered.
         if (update.Outcome != SubscriptionOutcome.Changed) return true;
         // §3.3.3: the sender's subscription ends; while it lasts it gets unavailable presence from each available resource.

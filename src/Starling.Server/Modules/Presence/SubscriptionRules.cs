@@ -12,7 +12,7 @@ namespace Starling.Server.Modules.Presence;
 internal static class SubscriptionRules
 {
     /// <summary>
-    /// §3.1.2, A.2.1: the user asks to see the contact's presence. Pending out unless already subscribed or already
+    /// §3.1.2: the user asks to see the contact's presence. Pending out unless already subscribed or already
     /// asked; the item is created if needed.
     /// </summary>
     public static ContactState OutboundSubscribe(ContactState s) =>
@@ -30,17 +30,17 @@ internal static class SubscriptionRules
         return s with { InRoster = true, Approved = true };
     }
 
-    /// <summary>§3.3.2, A.2.3: the user cancels its subscription to the contact, or withdraws its request.</summary>
+    /// <summary>§3.3.2: the user cancels its subscription to the contact, or withdraws its request.</summary>
     public static ContactState OutboundUnsubscribe(ContactState s) => s with { To = false, AskSubscribe = false };
 
     /// <summary>
-    /// §3.2.2 and §3.4 (cancelling a pre-approval), A.2.4: the user cancels the contact's subscription, denies its request
+    /// §3.2.2 and §3.4 (cancelling a pre-approval): the user cancels the contact's subscription, denies its request
     /// or withdraws a pre-approval.
     /// </summary>
     public static ContactState OutboundUnsubscribed(ContactState s) => s with { From = false, PendingIn = false, Approved = false };
 
     /// <summary>
-    /// §3.1.3 and §3.4, A.3.1: a request from the contact. Already 'from': nothing changes (the server answers for the
+    /// §3.1.3 and §3.4: a request from the contact. Already 'from': nothing changes (the server answers for the
     /// user). Pre-approved: approved at once. Otherwise it becomes pending in (stored, not shown in the roster).
     /// </summary>
     public static ContactState InboundSubscribe(ContactState s)
@@ -50,13 +50,13 @@ internal static class SubscriptionRules
         return s with { PendingIn = true };
     }
 
-    /// <summary>§3.1.6, A.3.2: the contact approved the user's request; without a request pending out it is ignored.</summary>
+    /// <summary>§3.1.6: the contact approved the user's request; without a request pending out it is ignored.</summary>
     public static ContactState InboundSubscribed(ContactState s) =>
         s.AskSubscribe ? s with { To = true, AskSubscribe = false } : s;
 
-    /// <summary>§3.3.3, A.3.3: the contact cancels its subscription to the user, or withdraws its request.</summary>
+    /// <summary>§3.3.3: the contact cancels its subscription to the user, or withdraws its request.</summary>
     public static ContactState InboundUnsubscribe(ContactState s) => s with { From = false, PendingIn = false };
 
-    /// <summary>§3.2.3, A.3.4: the contact cancelled the user's subscription, or denied the user's request.</summary>
+    /// <summary>§3.2.3: the contact cancelled the user's subscription, or denied the user's request.</summary>
     public static ContactState InboundUnsubscribed(ContactState s) => s with { To = false, AskSubscribe = false };
 }
