@@ -431,6 +431,21 @@ public sealed class SubscriptionTests
     }
 
     [Fact]
+    public async Task Subscription_to_the_server_is_approved_at_once_and_its_probe_answered()
+    {
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
+        var alice = await LoginInterestedAsync(server, "alice", "a");
+        await alice.SendAsync("<presence to='localhost' type='subscribe'/>");
+        await ExpectPushAsync(alice, "localhost", "none", "subscribe");
+        await alice.ExpectAsync(e => IsPresence(e, "localhost", "subscribed"), "the server's approval");
+        await ExpectPushAsync(alice, "localhost", "to");
+        await alice.DisposeAsync();
+        // Subscribed to the server: the next login probes it and gets its presence.
+        var again = await server.LoginAsync("alice", "b");
+        await again.ExpectAsync(e => IsPresence(e, "localhost", null), "the server's presence");
+    }
+
+    [Fact]
     public async Task Roster_set_cannot_add_the_own_account_or_change_a_subscription()
     {
         await using var server = await TestServer.StartWithAliceAndBobAsync();

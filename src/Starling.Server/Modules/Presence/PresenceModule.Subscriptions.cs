@@ -137,6 +137,32 @@ public sealed partial class PresenceModule
     }
 
     /// <summary>
+    /// Presence to the server itself, as Prosody's mod_presence answers it: the server's presence is anyone's, so a
+    /// subscription request is approved at once and a probe is answered with available presence from the host. Other
+    /// presence to the host goes on to the router's default (nothing is delivered).
+    /// </summary>
+    private ValueTask<bool> OnPresenceToHostAsync(StanzaContext c)
+    {
+        var type = c.Stanza.GetAttribute("type");
+        if (type is not ("subscribe" or "probe")) return new ValueTask<bool>(false);
+        return AnswerForHostAsync(c, type);
+    }
+
+    private async ValueTask<bool> AnswerForHostAsync(StanzaContext c, string type)
+    {
+        var host = c.To;
+        if (type == "subscribe")
+        {
+            await SendPresenceAsync(host, c.From.Bare, "subscribed");
+            return true;
+        }
+        var presence = new XmlElement("presence", Namespaces.Client);
+        presence.SetAttribute("from", host.ToString()).SetAttribute("to", c.From.ToString());
+        await Server.Router.RouteAsync(presence, host, c.From);
+        return true;
+    }
+
+    /// <summary>
     /// §3.1.3: a request already approved (from, or pre-approved, §3.4) is answered for the user with subscribed and the
     /// user's current presence (as Prosody does); a new one is stored as pending in and delivered to the available
     /// resources (later ones get it at login); one already pending is not delivered again (it will be at login).
@@ -245,6 +271,8 @@ public sealed partial class PresenceModule
     internal static void UpdateRosterCaches(XmppServer server, Jid account, Jid contact, ContactState state)
     {
         ArgumentNullException.ThrowIfNull(server);
+        // Counted before the caches are updated, so a session reading its roster meanwhile reads it again.
+        Interlocked.Increment(ref _cacheChanges);
         foreach (var s in server.Sessions.GetSessions(account))
         {
             s.Get(Roster)?.Apply(contact, state.InRoster && state.To, state.InRoster && state.From);

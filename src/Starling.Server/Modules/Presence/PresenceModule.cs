@@ -29,6 +29,9 @@ public sealed partial class PresenceModule : IModule
     /// <summary>RFC 6121 §3.4.1: the stream feature announcing subscription pre-approval.</summary>
     private const string PreApprovalNamespace = "urn:xmpp:features:pre-approval";
 
+    /// <summary>Subscription changes applied to presence caches so far, of any account (see <see cref="LoadRosterAsync"/>).</summary>
+    private static long _cacheChanges;
+
     private ModuleContext _context = null!;
     private int _maxDirected;
     private int _maxPending;
@@ -50,6 +53,7 @@ public sealed partial class PresenceModule : IModule
         // Subscription stanzas and probes for a local account, ahead of the router's delivery rules (priority 0).
         context.Hook(StanzaEvent.PresenceBare, OnInboundPresenceAsync, 10);
         context.Hook(StanzaEvent.PresenceFull, OnInboundPresenceAsync, 10);
+        context.Hook(StanzaEvent.PresenceHost, OnPresenceToHostAsync, 10);
         // RFC 6121 §3.4: subscription pre-approval is supported.
         context.AddStreamFeature(_ => new XmlElement("sub", PreApprovalNamespace));
         context.SessionClosed += OnSessionClosedAsync;
@@ -106,7 +110,7 @@ public sealed partial class PresenceModule : IModule
                 return true;
             }
             bool initial = !session.IsAvailable;
-            if (initial) session.Set(Roster, await LoadRosterAsync(session));
+            if (initial) await LoadRosterAsync(session);
             session.Priority = priority;
             session.Presence = presence;
             session.IsAvailable = true;
@@ -140,24 +144,35 @@ public sealed partial class PresenceModule : IModule
     }
 
     /// <summary>
-    /// The cache of another available resource of the account when there is one (the same roster, kept current by the
-    /// same changes), else the stored roster, parsed once.
+    /// Sets the session's presence cache: the one of another resource of the account when there is one (the same roster,
+    /// kept current by the same changes), else the stored roster, parsed once. A subscription change stored while the
+    /// roster was being read would miss the new cache (it updates the caches it finds), so the read is repeated when
+    /// any change was applied meanwhile (rare: changes are few; bounded at three reads).
     /// </summary>
-    private async ValueTask<PresenceRoster> LoadRosterAsync(C2sSession session)
+    private async ValueTask LoadRosterAsync(C2sSession session)
     {
         var jid = session.Jid!;
         foreach (var other in Server.Sessions.GetSessions(jid.Bare))
         {
-            if (!ReferenceEquals(other, session) && other.Get(Roster) is { } shared) return shared;
+            if (!ReferenceEquals(other, session) && other.Get(Roster) is { } shared)
+            {
+                session.Set(Roster, shared);
+                return;
+            }
         }
-        return PresenceRoster.From(await Server.Storage.Roster.GetAsync(jid.Domain, jid.Local!));
+        for (int attempt = 0; ; attempt++)
+        {
+            long changes = Volatile.Read(ref _cacheChanges);
+            session.Set(Roster, PresenceRoster.From(await Server.Storage.Roster.GetAsync(jid.Domain, jid.Local!)));
+            if (Volatile.Read(ref _cacheChanges) == changes || attempt == 2) return;
+        }
     }
 
     /// <summary>
     /// RFC 6121 §4.3.1: a probe from the new resource to each contact it is subscribed to; the contact's server answers
     /// with the contact's current presence (<see cref="OnProbeAsync"/>). Sent from the full JID, as Prosody does, so the
     /// answers reach only the resource that needs them. Contacts on other servers are not probed until s2s exists, nor
-    /// local contacts without a session (they have no presence to report: the client shows them offline already).
+    /// local accounts without a session (they have no presence to report: the client shows them offline already).
     /// </summary>
     private async ValueTask ProbeAsync(C2sSession session)
     {
@@ -168,7 +183,7 @@ public sealed partial class PresenceModule : IModule
         var contacts = roster.Subscriptions;
         foreach (var contact in contacts)
         {
-            if (domains.Resolve(contact.Domain) != DomainKind.LocalHost || Server.Sessions.GetSessions(contact).Length == 0) continue;
+            if (domains.Resolve(contact.Domain) != DomainKind.LocalHost || (contact.Local is not null && Server.Sessions.GetSessions(contact).Length == 0)) continue;
             var probe = new XmlElement("presence", Namespaces.Client);
             probe.SetAttribute("type", "probe").SetAttribute("from", jid.ToString()).SetAttribute("to", contact.ToString());
             await Server.Router.RouteAsync(probe, jid, contact);
