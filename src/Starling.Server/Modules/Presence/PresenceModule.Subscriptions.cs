@@ -104,8 +104,9 @@ public sealed partial class PresenceModule
             await OnProbeAsync(c, owner, sender);
             return true;
         }
-        // Addressed bare-to-bare (§3.1.2); a sender whose host does not run this module did not stamp its bare JID, so a
-        // copy is (the routed stanza is not changed). A subscription stanza to a full JID is for the account (§8.5.3.2.3).
+        // Addressed bare-to-bare (§3.1.2); a sender whose host does not run this module did not stamp its bare JID, so
+        // a copy is (the routed stanza is not changed). A subscription stanza to a full JID is for the account:
+        // subscriptions are between bare JIDs (§3).
         var stanza = c.Stanza;
         var senderText = sender.ToString();
         var ownerText = owner.ToString();
