@@ -194,7 +194,8 @@ public sealed class LocalRouter : IRouter
 
     private ValueTask<bool> PresenceToBare(StanzaContext c)
     {
-        // Probes are answered by the presence module once rosters exist.
+        // Probes are answered by the presence module (its presence/bare handler runs first, RFC 6121 §4.3.2); without it
+        // nobody answers them for the account.
         if (c.Stanza.GetAttribute("type") != "probe") DeliverToAvailable(c.Stanza, c.To);
         return new ValueTask<bool>(true);
     }

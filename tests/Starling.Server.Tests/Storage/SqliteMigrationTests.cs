@@ -100,6 +100,35 @@ public sealed class SqliteMigrationTests
     }
 
     [Fact]
+    public async Task Upgrading_from_version_2_keeps_roster_items_not_approved_and_deletes_pending_requests_with_the_account()
+    {
+        await using var db = new TempDatabase();
+        using (var raw = db.OpenRaw())
+        {
+            using var v2 = raw.CreateCommand();
+            v2.CommandText = Migrations.All[0].Sql + ";" + Migrations.All[1].Sql + """
+                ;
+                CREATE TABLE schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at INTEGER NOT NULL);
+                INSERT INTO schema_version VALUES (1, 0), (2, 0);
+                INSERT INTO accounts VALUES ('example.org', 'alice', 0);
+                INSERT INTO roster_items VALUES ('example.org', 'alice', 'bob@example.org', 'Bob', 'to', 1, '[]');
+                """;
+            v2.ExecuteNonQuery();
+        }
+
+        var storage = db.Open();
+        await storage.MigrateAsync();
+        var item = Assert.Single((await storage.Roster.GetAsync("example.org", "alice")).Items);
+        Assert.Equal(("to", true, false), (item.Subscription, item.AskSubscribe, item.Approved));
+
+        await storage.Roster.UpdateSubscriptionAsync("example.org", "alice", "carol@example.org", Starling.Server.Modules.Presence.SubscriptionRules.InboundSubscribe, "<presence/>", 10, 10);
+        Assert.Single(await storage.Roster.GetPendingInAsync("example.org", "alice"));
+        Assert.True(await storage.Accounts.DeleteAsync("example.org", "alice"));
+        await storage.Accounts.CreateAsync(TestData.Account("example.org", "alice"));
+        Assert.Empty(await storage.Roster.GetPendingInAsync("example.org", "alice"));
+    }
+
+    [Fact]
     public async Task Newer_schema_is_refused_with_a_clear_message()
     {
         await using var db = new TempDatabase();

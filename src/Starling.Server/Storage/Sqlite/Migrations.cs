@@ -166,6 +166,24 @@ internal static class Migrations
             );
             CREATE INDEX offline_quarantine_by_user ON offline_quarantine (host, username);
             """),
+
+        // Issue #14, RFC 6121 §3: presence subscriptions. A roster item gains its pre-approval flag (§3.4; 'ask' already
+        // holds pending out). A subscription request the user has not answered (pending in, §3.1.3) is kept apart from
+        // the roster, since the contact need not be in it and the roster the client sees never shows it; it is stored as
+        // received and delivered again at each login until the user answers it.
+        new(3, "roster pre-approval flag; pending-in subscription requests", """
+            ALTER TABLE roster_items ADD COLUMN approved INTEGER NOT NULL DEFAULT 0;
+
+            CREATE TABLE roster_pending_in (
+                host        TEXT    NOT NULL,
+                username    TEXT    NOT NULL,
+                jid         TEXT    NOT NULL,
+                xml         TEXT    NOT NULL,
+                received_at INTEGER NOT NULL,
+                PRIMARY KEY (host, username, jid),
+                FOREIGN KEY (host, username) REFERENCES accounts (host, username) ON DELETE CASCADE
+            ) WITHOUT ROWID;
+            """),
     ];
 
     /// <summary>The schema version this build creates and understands.</summary>
