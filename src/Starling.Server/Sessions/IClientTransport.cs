@@ -76,4 +76,10 @@ public interface IStanzaAcknowledgements
 
     /// <summary>Asks the client for an acknowledgement now (&lt;r/&gt;), e.g. after a run of offline messages.</summary>
     void RequestAck(C2sSession session);
+
+    /// <summary>
+    /// Asks for an acknowledgement and waits until the client acknowledged everything sent so far (a producer of a long
+    /// run paces itself by it). False when the session ended or the wait timed out.
+    /// </summary>
+    Task<bool> WaitForAcknowledgementAsync(TimeSpan timeout);
 }
