@@ -67,6 +67,14 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
         }
     }
 
+    public bool HasRoom
+    {
+        get
+        {
+            lock (_sync) return _count <= _module.Options.MaxUnackedStanzas / 2 && _bytes <= _module.MaxQueueBytes / 2;
+        }
+    }
+
     internal int UnackedCount
     {
         get
@@ -207,6 +215,9 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
             sent = _sent;
             if (!TrimTo(h, ref acknowledged)) goto TooHigh;
             _requestPending = false;
+            // Ask again at once when enough went out while the last request was pending, or someone waits for the queue to
+            // drain (no further stanza may come to trigger a request).
+            if (_phase == Phase.Live && _count > 0 && (_drained is not null || _sent - _sentAtLastRequest >= (uint)_module.Options.RequestAckEvery)) SendRequest();
         }
         Complete(acknowledged);
         return;
