@@ -245,7 +245,8 @@ public sealed class C2sSession
                 break;
             case "message":
                 // RFC 6121 §8.1.1.1: a message without 'to' is for the sender's own bare JID.
-                await PostAsync(Pipeline.StanzaKind.Message, stanza, to);
+                if (Acknowledgements?.InboundRound is { } round) await PostInRoundAsync(stanza, to, round);
+                else await PostAsync(Pipeline.StanzaKind.Message, stanza, to);
                 break;
             case "presence":
                 // Without 'to' a broadcast (the presence module handles pre-presence/bare); unhandled, it goes nowhere.
@@ -269,6 +270,25 @@ public sealed class C2sSession
         // Presence without 'to' that no handler took (the presence module disabled) has nobody to go to.
         if (kind == Pipeline.StanzaKind.Presence && !explicitTo) return;
         await Server.Router.RouteAsync(kind, stanza, jid, target, explicitTo);
+    }
+
+    /// <summary>
+    /// A message from a stream-management client: routed with its acknowledgement round as the thread's current one, so
+    /// that a recipient's stream management holds the sender's &lt;a/&gt; until the recipient acknowledged it (see
+    /// <see cref="IInboundSettlement"/>). The scope covers the synchronous part of routing, where deliveries to online
+    /// sessions happen; it ends before the first await.
+    /// </summary>
+    private ValueTask PostInRoundAsync(XmlElement stanza, Jid? to, IInboundSettlement round)
+    {
+        var previous = InboundSettlement.Enter(round);
+        try
+        {
+            return PostAsync(Pipeline.StanzaKind.Message, stanza, to);
+        }
+        finally
+        {
+            InboundSettlement.Exit(previous);
+        }
     }
 
     private async ValueTask HandleIqAsync(XmlElement iq, Jid? to)

@@ -68,9 +68,48 @@ public interface IDeliveryReceipt
     void Unacknowledged();
 }
 
+/// <summary>
+/// The stanzas a stream-management client sent in one acknowledgement round (up to its next &lt;r/&gt;) that are not yet
+/// safe: each delivery into a recipient's unacknowledged queue takes a reference and gives it back once the recipient
+/// acknowledged the stanza (or it was re-routed when the recipient's session ended). The sender's &lt;a h/&gt; waits for
+/// the round, so what the server acknowledges survives even a SIGKILL: it is with a client that acknowledged it, or
+/// in offline storage, or was written to a client without stream management. Thread-safe; must not block.
+/// </summary>
+public interface IInboundSettlement
+{
+    void AddRef();
+
+    void Release();
+}
+
+/// <summary>
+/// The round of the stanza being routed on this thread right now (set by the sending session around the synchronous
+/// part of routing a message, where local deliveries happen): the recipient's stream management takes a reference.
+/// A delivery that happens later, after an await (storage), is not in the scope and settles at once.
+/// </summary>
+public static class InboundSettlement
+{
+    [ThreadStatic]
+    private static IInboundSettlement? t_current;
+
+    public static IInboundSettlement? Current => t_current;
+
+    internal static IInboundSettlement? Enter(IInboundSettlement? round)
+    {
+        var previous = t_current;
+        t_current = round;
+        return previous;
+    }
+
+    internal static void Exit(IInboundSettlement? previous) => t_current = previous;
+}
+
 /// <summary>Stream management's delivery with acknowledgement, set on a session while it is enabled.</summary>
 public interface IStanzaAcknowledgements
 {
+    /// <summary>The open acknowledgement round of what this client sends (read on its read loop), or null.</summary>
+    IInboundSettlement? InboundRound { get; }
+
     /// <summary>Delivers <paramref name="stanza"/>, completing <paramref name="receipt"/> later. False: not taken (the session ended).</summary>
     bool Deliver(C2sSession session, XmlElement stanza, IDeliveryReceipt receipt);
 

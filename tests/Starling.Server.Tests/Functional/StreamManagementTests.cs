@@ -145,6 +145,70 @@ public sealed class StreamManagementTests
         await alice.Client.SyncAsync();
     }
 
+    // ---- the sender's ack waits until its messages are safe ----
+
+    [Fact]
+    public async Task A_senders_ack_waits_until_the_recipient_acknowledged_its_message()
+    {
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
+        var alice = await LoginSmAsync(server, "alice", "a");
+        var bob = await LoginSmAsync(server, "bob", "b");
+
+        await SendChatAsync(bob.Client, "alice@localhost/a", "safe");
+        await alice.Client.ExpectAsync(e => TestServer.IsMessage(e, "safe"), "the message");
+        await alice.Client.ExpectAsync("r", Sm); // asked at once, not after RequestAckEvery stanzas: a sender waits
+        await bob.Client.SendAsync("<r xmlns='urn:xmpp:sm:3'/>");
+        await bob.Client.SyncAsync(); // the ping's answer comes after the <r/> was handled
+        Assert.DoesNotContain(bob.Client.Pending, e => e.Name == "a" && e.Namespace == Sm);
+
+        await alice.Client.SendAckAsync(alice.H);
+        var a = await bob.Client.ExpectAsync("a", Sm);
+        Assert.Equal("2", a.GetAttribute("h")); // the initial presence and the message
+    }
+
+    [Fact]
+    public async Task A_message_to_a_client_without_stream_management_is_acknowledged_to_its_sender_at_once()
+    {
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
+        var alice = await server.LoginAsync("alice", "a");
+        await alice.SendPresenceAsync();
+        var bob = await LoginSmAsync(server, "bob", "b");
+
+        await SendChatAsync(bob.Client, "alice@localhost/a", "written");
+        Assert.Equal(2u, await bob.Client.RequestAckAsync());
+    }
+
+    [Fact]
+    public async Task A_recipient_that_never_acknowledges_holds_the_senders_ack_only_until_the_settle_timeout()
+    {
+        await using var server = await TestServer.StartWithAliceAndBobAsync("--Modules:sm:SettleTimeoutSeconds=1");
+        var alice = await LoginSmAsync(server, "alice", "a");
+        var bob = await LoginSmAsync(server, "bob", "b");
+
+        await SendChatAsync(bob.Client, "alice@localhost/a", "slow");
+        await alice.Client.ExpectAsync(e => TestServer.IsMessage(e, "slow"), "the message");
+        await bob.Client.SendAsync("<r xmlns='urn:xmpp:sm:3'/>");
+        var a = await bob.Client.ExpectAsync("a", Sm, TimeSpan.FromSeconds(10));
+        Assert.Equal("2", a.GetAttribute("h"));
+        Assert.Equal(2, State(server, "alice@localhost/a").UnackedCount); // still kept for alice (its presence echo and the message)
+    }
+
+    [Fact]
+    public async Task A_senders_ack_waits_for_a_recipient_whose_session_ends_until_its_message_is_stored_offline()
+    {
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
+        var alice = await LoginSmAsync(server, "alice", "a");
+        var bob = await LoginSmAsync(server, "bob", "b");
+
+        await SendChatAsync(bob.Client, "alice@localhost/a", "kept");
+        await alice.Client.ExpectAsync(e => TestServer.IsMessage(e, "kept"), "the message");
+        await bob.Client.SendAsync("<r xmlns='urn:xmpp:sm:3'/>");
+        await alice.Client.SendAsync("</stream:stream>"); // ends without acknowledging: the message goes offline
+        var a = await bob.Client.ExpectAsync("a", Sm);
+        Assert.Equal("2", a.GetAttribute("h"));
+        Assert.Equal(1, await OfflineCountAsync(server, "alice")); // stored before the ack went out
+    }
+
     [Fact]
     public async Task An_ack_of_more_than_was_sent_is_an_undefined_condition_stream_error_with_handled_count_too_high()
     {

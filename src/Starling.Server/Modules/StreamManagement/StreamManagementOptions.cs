@@ -27,8 +27,18 @@ public sealed class StreamManagementOptions : IModuleOptions
     /// <summary>The server asks for an acknowledgement (&lt;r/&gt;) after this many stanzas since its last request was answered.</summary>
     public int RequestAckEvery { get; set; } = 5;
 
+    /// <summary>
+    /// The server answers a client's &lt;r/&gt; once the messages it sent are safe — acknowledged by their recipients (when
+    /// those use stream management), stored offline, or written to a client without it — so an acknowledged message
+    /// survives even a crash of the server. A recipient that does not acknowledge (its connection is cut and it has
+    /// not resumed yet) holds the sender's answer at most this long; then the server answers anyway. Below the
+    /// 30 s or more that clients wait for an answer before they count the connection as dead.
+    /// </summary>
+    public int SettleTimeoutSeconds { get; set; } = 20;
+
     public void Validate(string section, List<string> errors)
     {
+        if (SettleTimeoutSeconds is < 0 or > 600) errors.Add($"{section}:SettleTimeoutSeconds must be 0 to 600 (is {Text(SettleTimeoutSeconds)})");
         if (ResumeTimeoutSeconds is < 0 or > 86_400) errors.Add($"{section}:ResumeTimeoutSeconds must be 0 to 86400 (is {Text(ResumeTimeoutSeconds)})");
         if (MaxResumeTimeoutSeconds < ResumeTimeoutSeconds || MaxResumeTimeoutSeconds > 86_400)
             errors.Add($"{section}:MaxResumeTimeoutSeconds must be at least ResumeTimeoutSeconds and at most 86400 (is {Text(MaxResumeTimeoutSeconds)})");

@@ -35,6 +35,11 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
     private int _hibernation;           // generation of the current hibernation (its timer ends only its own)
     private List<(XmlElement Stanza, IDeliveryReceipt Receipt)>? _pendingReceipts;
     private TaskCompletionSource<bool>? _drained;
+    // What the client sends, by acknowledgement round: the open one (until its next <r/>), then the closed ones not yet
+    // answered, oldest first. A round is answered once it and every older one are settled (see IInboundSettlement).
+    private Round _round;
+    private Round? _oldestUnanswered;
+    private Round? _newestUnanswered;
 
     public StreamManagementState(StreamManagementModule module, C2sSession session, string? resumeId, int timeoutSeconds)
     {
@@ -43,6 +48,7 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
         ResumeId = resumeId;
         TimeoutSeconds = timeoutSeconds;
         _filter = Filter;
+        _round = new Round(this);
     }
 
     private enum Phase
@@ -74,6 +80,9 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
             lock (_sync) return _count <= _module.Options.MaxUnackedStanzas / 2 && _bytes <= _module.MaxQueueBytes / 2;
         }
     }
+
+    /// <summary>The open round of what the client sends; read on its read loop (the one thread that closes rounds).</summary>
+    public IInboundSettlement? InboundRound => _round;
 
     internal int UnackedCount
     {
@@ -121,14 +130,18 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
             if (_count < _module.Options.MaxUnackedStanzas && (_count == 0 || _bytes + bytes <= _module.MaxQueueBytes))
             {
                 var receipt = _pendingReceipts is { Count: > 0 } ? TakeReceipt(stanza) : null;
-                Push(new Entry(stanza, DateTime.UtcNow.Ticks, receipt, bytes));
+                // A stream-management sender's message routed right now: its <a/> waits until this client acknowledges it.
+                var origin = receipt is null ? InboundSettlement.Current : null;
+                origin?.AddRef();
+                Push(new Entry(stanza, DateTime.UtcNow.Ticks, receipt, bytes, origin));
                 _sent++;
                 if (_phase == Phase.Live)
                 {
                     // Queued on the transport under the lock: the wire order is the queue's. If the transport is closing the
                     // stanza stays queued here (resent on resume, or re-routed when the session ends).
                     session.Release(_filter, stanza);
-                    if (!_requestPending && _sent - _sentAtLastRequest >= (uint)_module.Options.RequestAckEvery) SendRequest();
+                    // A sender waits for this one: ask at once (one request outstanding at a time coalesces a busy stream).
+                    if (!_requestPending && (origin is not null || _sent - _sentAtLastRequest >= (uint)_module.Options.RequestAckEvery)) SendRequest();
                 }
                 return OutgoingVerdict.Hold;
             }
@@ -195,11 +208,77 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
     // ---- acks ----
 
     /// <summary>The client's &lt;r/&gt;: &lt;a h/&gt; with the stanzas received since enabling (XEP-0198 §4).</summary>
+    /// <remarks>
+    /// The answer counts what was received, but waits until the messages of this round are safe (recipients acknowledged
+    /// them, or they were stored or written: <see cref="IInboundSettlement"/>), at most Modules:sm:SettleTimeoutSeconds;
+    /// answers go out in order, each for its round and every older one.
+    /// </remarks>
     public void AnswerRequest()
     {
+        var closed = _round;
+        closed.H = InboundCount();
+        _round = new Round(this);
+        lock (_sync)
+        {
+            if (_newestUnanswered is null) _oldestUnanswered = closed;
+            else _newestUnanswered.Next = closed;
+            _newestUnanswered = closed;
+        }
+        closed.Release(); // the round's own reference: settled now unless a recipient holds it
+        if (!closed.IsSettled && _module.Options.SettleTimeoutSeconds > 0) _ = SettleLaterAsync(closed);
+        else if (!closed.IsSettled) closed.Settle();
+    }
+
+    private async Task SettleLaterAsync(Round round)
+    {
+        await Task.Delay(TimeSpan.FromSeconds(_module.Options.SettleTimeoutSeconds));
+        round.Settle();
+    }
+
+    /// <summary>A round became safe: answer it and every settled round after it that only waited for it.</summary>
+    private void Settled()
+    {
+        uint h = 0;
+        bool answer = false;
+        lock (_sync)
+        {
+            while (_oldestUnanswered is { IsSettled: true } oldest)
+            {
+                h = oldest.H;
+                answer = true;
+                _oldestUnanswered = oldest.Next;
+            }
+            if (_oldestUnanswered is null) _newestUnanswered = null;
+        }
+        if (!answer) return;
         var a = new XmlElement("a", Namespaces.StreamManagement);
-        a.SetAttribute("h", InboundCount().ToString(CultureInfo.InvariantCulture));
+        a.SetAttribute("h", h.ToString(CultureInfo.InvariantCulture));
         Session.Transport?.Send(a);
+    }
+
+    /// <summary>One acknowledgement round of what the client sent: a reference count, the 'h' it answers, the next round.</summary>
+    private sealed class Round(StreamManagementState owner) : IInboundSettlement
+    {
+        private int _references = 1; // the round's own, dropped when the client's <r/> closes it
+        private int _settled;
+
+        public uint H;
+        public Round? Next;
+
+        public bool IsSettled => Volatile.Read(ref _settled) != 0;
+
+        public void AddRef() => Interlocked.Increment(ref _references);
+
+        public void Release()
+        {
+            if (Interlocked.Decrement(ref _references) == 0) Settle();
+        }
+
+        /// <summary>Safe (or waited for long enough): answered in order. Once.</summary>
+        public void Settle()
+        {
+            if (Interlocked.Exchange(ref _settled, 1) == 0) owner.Settled();
+        }
     }
 
     // Read on the transport's read loop, which is the one thread that counts.
@@ -244,6 +323,8 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
         {
             var entry = Pop();
             if (entry.Receipt is { } receipt) (acknowledged ??= []).Add(receipt);
+            // Released under the lock: a round's answer only queues an <a/> on its sender's transport (no lock of ours).
+            entry.Origin?.Release();
         }
         _acked = h;
         if (_count == 0 && _drained is { } drained)
@@ -446,30 +527,43 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
                 Unacknowledged(receipt);
                 continue;
             }
-            var stanza = entry.Stanza;
-            var fromText = stanza.GetAttribute("from");
-            var from = fromText is not null && Jid.TryParse(fromText, out var f) ? f : server.HostJid(jid.Domain);
-            if (stanza.Name == "iq")
-            {
-                // A request nobody will answer gets an error, not silence (RFC 6120 §8.2.3).
-                if (stanza.GetAttribute("type") is "get" or "set") server.Router.Bounce(stanza, from, jid, StanzaErrorCondition.ServiceUnavailable, "the recipient's session ended");
-                continue;
-            }
-            if (stanza.Name != "message") continue;
-            var type = stanza.GetAttribute("type") ?? "normal";
-            if (type is not ("chat" or "normal")) continue;
             try
             {
-                var stamped = Offline.OfflineModule.WithDelay(stanza, jid.Domain, new DateTimeOffset(entry.ReceivedTicks, TimeSpan.Zero));
-                await server.Router.DeliverToBareAsync(stamped, from, jid.Bare, type);
+                await RerouteAsync(entry, jid, server);
                 rerouted++;
             }
-            catch (Exception ex)
+            finally
             {
-                _module.Context.Logger.LogError(ex, "re-routing an unacknowledged message for {Jid} from {From} failed", jid.Bare, from);
+                // Safe now (stored offline or with another resource): the sender's round may be answered.
+                entry.Origin?.Release();
             }
         }
-        if (rerouted > 0) _module.Context.Logger.LogDebug("{Jid}: {Count} unacknowledged messages re-routed", jid, rerouted);
+        if (rerouted > 0) _module.Context.Logger.LogDebug("{Jid}: {Count} unacknowledged stanzas re-routed", jid, rerouted);
+    }
+
+    private async ValueTask RerouteAsync(Entry entry, Jid jid, XmppServer server)
+    {
+        var stanza = entry.Stanza;
+        var fromText = stanza.GetAttribute("from");
+        var from = fromText is not null && Jid.TryParse(fromText, out var f) ? f : server.HostJid(jid.Domain);
+        if (stanza.Name == "iq")
+        {
+            // A request nobody will answer gets an error, not silence (RFC 6120 §8.2.3).
+            if (stanza.GetAttribute("type") is "get" or "set") server.Router.Bounce(stanza, from, jid, StanzaErrorCondition.ServiceUnavailable, "the recipient's session ended");
+            return;
+        }
+        if (stanza.Name != "message") return;
+        var type = stanza.GetAttribute("type") ?? "normal";
+        if (type is not ("chat" or "normal")) return;
+        try
+        {
+            var stamped = Offline.OfflineModule.WithDelay(stanza, jid.Domain, new DateTimeOffset(entry.ReceivedTicks, TimeSpan.Zero));
+            await server.Router.DeliverToBareAsync(stamped, from, jid.Bare, type);
+        }
+        catch (Exception ex)
+        {
+            _module.Context.Logger.LogError(ex, "re-routing an unacknowledged message for {Jid} from {From} failed", jid.Bare, from);
+        }
     }
 
     private void Unacknowledged(IDeliveryReceipt receipt)
@@ -485,5 +579,6 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
     }
 
     /// <summary>A stanza sent and not yet acknowledged: when it arrived (for the delay stamp) and who waits for its ack.</summary>
-    private readonly record struct Entry(XmlElement Stanza, long ReceivedTicks, IDeliveryReceipt? Receipt, long Bytes);
+    /// <remarks><paramref name="Origin"/>: the round of a stream-management sender whose &lt;a/&gt; waits for this stanza's ack.</remarks>
+    private readonly record struct Entry(XmlElement Stanza, long ReceivedTicks, IDeliveryReceipt? Receipt, long Bytes, IInboundSettlement? Origin = null);
 }
