@@ -15,13 +15,27 @@ public enum SessionStart
     Resumed,
 }
 
+/// <summary>How a client learns that the server has taken its stanzas.</summary>
+public enum Acking
+{
+    /// <summary>XEP-0198: &lt;enable resume='true'/&gt;, &lt;r/&gt; and &lt;a h/&gt;, resumption after a cut.</summary>
+    StreamManagement,
+    /// <summary>
+    /// No stream management: a XEP-0199 ping to the server as a barrier. The server handles a stream's stanzas in
+    /// order, so its answer acknowledges everything sent before it (routed: delivered, written or stored).
+    /// </summary>
+    PingBarrier,
+    /// <summary>No acknowledgements at all (a plain receiver).</summary>
+    None,
+}
+
 /// <summary>
 /// A XEP-0198 client for the no-message-lost proof, over plain TCP (SASL PLAIN on loopback) and Starling's own XML
 /// parser. It stays connected by itself: when its connection ends it reconnects and resumes the session
 /// (&lt;resume previd h/&gt;); when resumption fails (the server restarted, or the session timed out) it starts a new
 /// session. It counts the stanzas it receives (h), answers &lt;r/&gt; with &lt;a h/&gt;, keeps what it sent until the
 /// server acknowledges it, and says which of its stanzas were acknowledged (by the tag the caller gave each).
-/// With stream management off it is a plain client that logs in afresh after each cut.
+/// Without stream management it logs in afresh after each cut (and may learn what the server took from ping barriers).
 /// </summary>
 public sealed class SmClient : IAsyncDisposable
 {
@@ -32,7 +46,7 @@ public sealed class SmClient : IAsyncDisposable
     private readonly string _user;
     private readonly string _resource;
     private readonly Func<IPEndPoint> _endPoint;
-    private readonly bool _streamManagement;
+    private readonly Acking _acking;
     private readonly bool _sendsPresence;
     private readonly object _lock = new();
     private readonly CancellationTokenSource _stop = new();
@@ -48,14 +62,16 @@ public sealed class SmClient : IAsyncDisposable
     private uint _inbound;      // h: stanzas received in this SM session
     private uint _outboundAcked; // the server's last h for our stanzas
     private int _nextId;
+    private long _lastWrite;
+    private Task? _keepalive;
 
     /// <param name="sendsPresence">Sends initial presence in a new session (a receiver; it also triggers offline delivery).</param>
-    public SmClient(string user, string resource, Func<IPEndPoint> endPoint, bool streamManagement, bool sendsPresence)
+    public SmClient(string user, string resource, Func<IPEndPoint> endPoint, Acking acking, bool sendsPresence)
     {
         _user = user;
         _resource = resource;
         _endPoint = endPoint;
-        _streamManagement = streamManagement;
+        _acking = acking;
         _sendsPresence = sendsPresence;
     }
 
@@ -115,7 +131,33 @@ public sealed class SmClient : IAsyncDisposable
     public int IgnoredAfterClose { get; private set; }
 
     /// <summary>Starts connecting (and reconnecting) in the background.</summary>
-    public void Start() => _running = Task.Run(RunAsync);
+    public void Start()
+    {
+        _running = Task.Run(RunAsync);
+        _keepalive = Task.Run(KeepaliveAsync);
+    }
+
+    /// <summary>
+    /// A whitespace keepalive after a second without writing (RFC 6120 §4.6.1), as mobile clients send: the server's idle
+    /// timeout then ends only connections that are really gone (a silent drop), not a receiver that only listens.
+    /// </summary>
+    private async Task KeepaliveAsync()
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token))
+            {
+                lock (_lock)
+                {
+                    if (_isOnline && Environment.TickCount64 - _lastWrite > 1000) Write(" ");
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
 
     /// <summary>Waits until a session is up; fails the test with the client's problems if it does not come within <paramref name="timeout"/>.</summary>
     public async Task WaitOnlineAsync(TimeSpan timeout)
@@ -127,7 +169,7 @@ public sealed class SmClient : IAsyncDisposable
             online = _online.Task;
         }
         var first = await Task.WhenAny(online, Task.Delay(timeout), _running ?? Task.CompletedTask);
-        if (first != online) Assert.Fail($"{_user}/{_resource} did not get a session within {timeout.TotalSeconds} s: {Describe()}");
+        if (first != online) Assert.Fail($"{_user}/{_resource} did not get a session{(first == _running ? " (it gave up)" : $" within {timeout.TotalSeconds} s")}: {Describe()}");
     }
 
     /// <summary>Sends a stanza; false when there is no session right now (nothing was written).</summary>
@@ -138,7 +180,7 @@ public sealed class SmClient : IAsyncDisposable
             if (!_isOnline || _socket is null) return false;
             // Queued before it is written, under the lock that orders writes: the server's h counts our stanzas in
             // the order they are written (XEP-0198 §4), so the queue's order is the count's order.
-            if (_sessionId is not null) _unacked.Enqueue((tag, xml));
+            if (Tracked) _unacked.Enqueue((tag, xml));
             Write(xml);
             return true;
         }
@@ -149,7 +191,19 @@ public sealed class SmClient : IAsyncDisposable
     {
         lock (_lock)
         {
-            if (_isOnline && _sessionId is not null) Write("<r xmlns='urn:xmpp:sm:3'/>");
+            if (!_isOnline) return;
+            if (_sessionId is not null)
+            {
+                Write("<r xmlns='urn:xmpp:sm:3'/>");
+            }
+            else if (_acking == Acking.PingBarrier)
+            {
+                // The ping is a stanza of its own: its answer acknowledges it and everything before it.
+                uint seq = unchecked(_outboundAcked + (uint)_unacked.Count + 1);
+                string ping = $"<iq type='get' id='ack-{seq.ToString(CultureInfo.InvariantCulture)}' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>";
+                _unacked.Enqueue((-1, ping));
+                Write(ping);
+            }
         }
     }
 
@@ -187,6 +241,7 @@ public sealed class SmClient : IAsyncDisposable
         await _stop.CancelAsync();
         lock (_lock) _socket?.Dispose();
         if (_running is not null) await Task.WhenAny(_running, Task.Delay(TimeSpan.FromSeconds(10)));
+        if (_keepalive is not null) await _keepalive;
         _stop.Dispose();
     }
 
@@ -255,6 +310,9 @@ public sealed class SmClient : IAsyncDisposable
 
     private bool IsFatal { get; set; }
 
+    /// <summary>Whether sent stanzas are kept until acknowledged (under the lock).</summary>
+    private bool Tracked => _sessionId is not null || _acking == Acking.PingBarrier;
+
     private void Fatal(string problem)
     {
         lock (_lock)
@@ -295,7 +353,7 @@ public sealed class SmClient : IAsyncDisposable
         WriteNow(Header);
         features = await reader.ExpectAsync(e => e.Name == "features", ReadTimeout);
 
-        if (_streamManagement && features.Element("sm", Sm) is null)
+        if (_acking == Acking.StreamManagement && features.Element("sm", Sm) is null)
         {
             Fatal("the server does not offer XEP-0198 stream management (no <sm xmlns='urn:xmpp:sm:3'/> in the stream features after authentication): " + features);
             return null;
@@ -349,7 +407,7 @@ public sealed class SmClient : IAsyncDisposable
             Fatal("bind failed: " + bound);
             return null;
         }
-        if (_streamManagement)
+        if (_acking == Acking.StreamManagement)
         {
             WriteNow("<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
             var enabled = await reader.ExpectAsync(e => e.Namespace == Sm && e.Name is "enabled" or "failed", ReadTimeout);
@@ -370,6 +428,13 @@ public sealed class SmClient : IAsyncDisposable
         }
         else
         {
+            lock (_lock)
+            {
+                // Without resumption a new session starts the count afresh; what the last one did not confirm is abandoned.
+                Abandoned += _unacked.Count;
+                _unacked.Clear();
+                _outboundAcked = 0;
+            }
             Event("new session (no stream management)");
         }
         lock (_lock)
@@ -380,7 +445,7 @@ public sealed class SmClient : IAsyncDisposable
             {
                 // Initial presence: makes this resource available (bare-JID messages reach it) and asks for the
                 // offline messages (XEP-0160 §3).
-                if (_sessionId is not null) _unacked.Enqueue((-1, "<presence/>"));
+                if (Tracked) _unacked.Enqueue((-1, "<presence/>"));
                 Write("<presence/>");
             }
             _online.TrySetResult();
@@ -418,7 +483,18 @@ public sealed class SmClient : IAsyncDisposable
                     else IgnoredAfterClose++;
                 }
                 if (!count) continue;
-                if (e.Name == "iq") AnswerIq(e);
+                if (e.Name == "iq")
+                {
+                    if (_acking == Acking.PingBarrier && e.GetAttribute("type") == "result" && e.GetAttribute("id") is { } id && id.StartsWith("ack-", StringComparison.Ordinal))
+                    {
+                        lock (_lock)
+                        {
+                            if (!Acknowledge(id[4..], "iq id='" + id + "'")) return;
+                        }
+                        continue;
+                    }
+                    AnswerIq(e);
+                }
                 else StanzaReceived?.Invoke(e, start);
                 continue;
             }
@@ -464,7 +540,7 @@ public sealed class SmClient : IAsyncDisposable
             : $"<iq type='error' id='{Escape(id)}' to='{Escape(to)}'><error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
         lock (_lock)
         {
-            if (_sessionId is not null) _unacked.Enqueue((-1, answer));
+            if (Tracked) _unacked.Enqueue((-1, answer));
             Write(answer);
         }
     }
@@ -510,6 +586,7 @@ public sealed class SmClient : IAsyncDisposable
     {
         var socket = _socket;
         if (socket is null) return;
+        _lastWrite = Environment.TickCount64;
         try
         {
             var bytes = Encoding.UTF8.GetBytes(xml);
