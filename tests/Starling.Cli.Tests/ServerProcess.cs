@@ -153,15 +153,21 @@ public sealed class ServerProcess : IAsyncDisposable
         _process.Dispose();
     }
 
-    /// <summary>Lines of the output that carry a .NET stack trace ("   at Namespace.Type.Method(") or an unhandled exception.</summary>
-    public List<string> StackTraceLines()
+    /// <summary>
+    /// Lines of the output that carry a .NET stack trace ("   at Namespace.Type.Method(": the single-line console log
+    /// writes an exception's lines into its entry's line) or an unhandled exception.
+    /// </summary>
+    public List<string> StackTraceLines() => Lines(line => line.Contains("   at ", StringComparison.Ordinal) || line.Contains("Unhandled exception", StringComparison.Ordinal));
+
+    /// <summary>The lines of the output that match.</summary>
+    public List<string> Lines(Func<string, bool> match)
     {
         var found = new List<string>();
         lock (_output)
         {
             foreach (var line in _output)
             {
-                if (line.StartsWith("   at ", StringComparison.Ordinal) || line.Contains("Unhandled exception", StringComparison.Ordinal)) found.Add(line);
+                if (match(line)) found.Add(line);
             }
         }
         return found;

@@ -157,11 +157,13 @@ public sealed class NoMessageLostTests : IAsyncLifetime
 
     public sealed record CutCounts(int Resets, int Drops, int Postponed);
 
-    public sealed record ProofRun(Schedule Schedule, LedgerVerdict Verdict, CutCounts Cuts, int Restarts, string Sender, string Receiver, string Final, List<string> Problems, List<string> StackTraces, TimeSpan Elapsed)
+    public sealed record ProofRun(Schedule Schedule, LedgerVerdict Verdict, CutCounts Cuts, int Restarts, string Sender, string Receiver, string Final, List<string> Problems,
+        List<string> StackTraces, List<string> ServerWarnings, TimeSpan Elapsed)
     {
         public override string ToString() =>
             $"{Schedule}\n{Verdict}\ncuts done: RST {Cuts.Resets}, silent drop {Cuts.Drops} ({Cuts.Postponed} postponed while the receiver was reconnecting); restarts {Restarts}; {Elapsed.TotalSeconds:F1} s\n"
-            + $"sender: {Sender}\nreceiver: {Receiver}\nfinal login: {Final}";
+            + $"sender: {Sender}\nreceiver: {Receiver}\nfinal login: {Final}\n"
+            + $"server warnings and errors: {ServerWarnings.Count}{(ServerWarnings.Count == 0 ? "" : "\n  " + string.Join("\n  ", ServerWarnings.Count > 20 ? ServerWarnings[..20] : ServerWarnings))}";
     }
 
     private Task<ServerProcess> StartServerAsync(int port) => ServerProcess.StartAsync(_starling, port, null,
@@ -274,9 +276,14 @@ public sealed class NoMessageLostTests : IAsyncLifetime
         await final.CloseAsync();
 
         var stackTraces = new List<string>();
-        foreach (var s in _servers) stackTraces.AddRange(s.StackTraceLines());
+        var warnings = new List<string>();
+        foreach (var s in _servers)
+        {
+            stackTraces.AddRange(s.StackTraceLines());
+            warnings.AddRange(s.Lines(line => line.Contains(" warn: ", StringComparison.Ordinal) || line.Contains(" fail: ", StringComparison.Ordinal) || line.Contains(" crit: ", StringComparison.Ordinal)));
+        }
         var run = new ProofRun(schedule, ledger.Verdict(), new CutCounts(resets, drops, postponed), restarts, sender.Describe(), receiver.Describe() + $"; ignored after close {receiver.IgnoredAfterClose}",
-            final.Describe(), [.. sender.Problems, .. receiver.Problems, .. final.Problems], stackTraces, clock.Elapsed);
+            final.Describe(), [.. sender.Problems, .. receiver.Problems, .. final.Problems], stackTraces, warnings, clock.Elapsed);
         _output.WriteLine(run.ToString());
         return run;
     }
