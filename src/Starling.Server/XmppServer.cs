@@ -80,6 +80,11 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>Log every element sent and received (Log:Xml).</summary>
     public bool XmlTrace { get; }
 
+    /// <summary>True once a shutdown began: lost connections end their sessions instead of hibernating (XEP-0198).</summary>
+    public bool IsStopping => Volatile.Read(ref _stopping) != 0;
+
+    private int _stopping;
+
     public static string Version { get; } =
         typeof(XmppServer).Assembly.GetName().Version?.ToString(3) ?? "0.0.0";
 
@@ -184,18 +189,19 @@ public sealed class XmppServer : IAsyncDisposable
                     stream.AbortIfCloseOverdue(now, closeDeadline);
                     continue;
                 }
-                if (stream is C2sSession session && !session.IsBound)
+                if (stream is C2sStream { Session: null })
                 {
                     if (now - stream.Opened > negotiation) stream.Close(StreamErrors.ConnectionTimeout, "negotiation took too long");
                     continue;
                 }
+                if (stream is C2sStream { IsDetached: true }) continue; // its session moved on (XEP-0198 resume); it is closing
                 long silentIn = now - stream.LastReceived;
                 if (silentIn > 2 * idle)
                 {
                     stream.Close(StreamErrors.ConnectionTimeout, "no data received for too long");
                     continue;
                 }
-                if (stream is C2sSession bound)
+                if (stream is C2sStream { Session: { } bound })
                 {
                     // XEP-0199 §4.2: a silent client is pinged once; if it stays silent, the stream times out above.
                     if (silentIn < idle) bound.IdlePinged = false;
@@ -218,6 +224,7 @@ public sealed class XmppServer : IAsyncDisposable
     /// <summary>Closes every stream with system-shutdown (RFC 6120 §4.9.3.17) and refuses new ones.</summary>
     public void Shutdown()
     {
+        Interlocked.Exchange(ref _stopping, 1);
         Connections.StopAdmitting();
         foreach (var stream in Connections.Snapshot()) stream.Close(StreamErrors.SystemShutdown, "the server is shutting down");
     }
@@ -230,6 +237,18 @@ public sealed class XmppServer : IAsyncDisposable
     /// </summary>
     public async Task ShutdownAsync(TimeSpan timeout)
     {
+        Interlocked.Exchange(ref _stopping, 1);
+        Connections.StopAdmitting();
+        try
+        {
+            // Modules settle what only they hold while every stream is still up (XEP-0198: acks asked for, unacknowledged
+            // messages of live and hibernating sessions re-routed or stored offline).
+            await Modules.RaiseServerStoppingAsync();
+        }
+        catch (Exception ex)
+        {
+            Log.LogError(ex, "a module failed while the server was stopping");
+        }
         Shutdown();
         var clock = System.Diagnostics.Stopwatch.StartNew();
         long closeDeadline = Options.C2s.CloseTimeoutSeconds * 1000L;
@@ -245,6 +264,12 @@ public sealed class XmppServer : IAsyncDisposable
             }
         }
         if (Connections.Count > 0) Log.LogWarning("{Count} connections still ending after {Seconds} s; stopping anyway", Connections.Count, (int)timeout.TotalSeconds);
+        // Sessions without a connection (hibernating, XEP-0198) are not in Connections: end any left, so what they
+        // hold is re-routed (stored offline) before the storage closes.
+        foreach (var session in Sessions.All())
+        {
+            if (session.IsHibernating) await session.EndAsync([]);
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -26,5 +26,6 @@ public static class Namespaces
     public const string ChatStates = "http://jabber.org/protocol/chatstates";
     public const string Hints = "urn:xmpp:hints";
     public const string ChannelBinding = "urn:xmpp:sasl-cb:0";
+    public const string StreamManagement = "urn:xmpp:sm:3";
     public const string XmlLang = "http://www.w3.org/XML/1998/namespace";
 }

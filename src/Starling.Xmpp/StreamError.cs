@@ -18,12 +18,14 @@ public static class StreamErrors
     public const string ResourceConstraint = "resource-constraint";
     public const string RestrictedXml = "restricted-xml";
     public const string SystemShutdown = "system-shutdown";
+    public const string UndefinedCondition = "undefined-condition";
     public const string UnsupportedStanzaType = "unsupported-stanza-type";
     public const string UnsupportedVersion = "unsupported-version";
     public const string UnsupportedEncoding = "unsupported-encoding";
 
     /// <summary>&lt;stream:error&gt;&lt;condition/&gt;&lt;text/&gt;&lt;/stream:error&gt;</summary>
-    public static XmlElement Create(string condition, string? text = null)
+    /// <remarks>RFC 6120 §4.9.4: an application-specific condition follows the text (XEP-0198 handled-count-too-high).</remarks>
+    public static XmlElement Create(string condition, string? text = null, XmlElement? applicationCondition = null)
     {
         var error = new XmlElement("error", Namespaces.Streams);
         error.Add(new XmlElement(condition, Namespaces.StreamErrors));
@@ -34,6 +36,7 @@ public static class StreamErrors
             t.AddText(text);
             error.Add(t);
         }
+        if (applicationCondition is not null) error.Add(applicationCondition);
         return error;
     }
 }

@@ -2,6 +2,7 @@ using Starling.Server.Modules.Offline;
 using Starling.Server.Modules.Presence;
 using Starling.Server.Modules.Private;
 using Starling.Server.Modules.Roster;
+using Starling.Server.Modules.StreamManagement;
 using Starling.Server.Modules.Version;
 
 namespace Starling.Server.Configuration;
@@ -256,6 +257,8 @@ public sealed class ModuleOptions
     public PresenceOptions Presence { get; set; } = new();
 
     public OfflineOptions Offline { get; set; } = new();
+
+    public StreamManagementOptions Sm { get; set; } = new();
 }
 
 public sealed class LogOptions

@@ -141,8 +141,16 @@ public sealed class ControlService
         int n = 0;
         foreach (var stream in _server.Connections.Snapshot())
         {
-            if (stream is not C2sSession session || session.IsClosed) continue;
+            if (stream is not C2sStream session || session.IsClosed) continue;
             if (session.Domain != account.Domain || session.AccountLocalpart != account.Local) continue;
+            session.Session?.Close(condition, text); // a bound session ends with its stream, not hibernating (XEP-0198)
+            session.Close(condition, text);
+            n++;
+        }
+        // Sessions that wait for a XEP-0198 resume have no connection to close.
+        foreach (var session in _server.Sessions.GetSessions(account))
+        {
+            if (!session.IsHibernating) continue;
             session.Close(condition, text);
             n++;
         }

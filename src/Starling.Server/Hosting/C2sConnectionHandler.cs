@@ -20,7 +20,7 @@ public sealed class C2sConnectionHandler(XmppServer server) : ConnectionHandler
     {
         var admission = server.Connections.Admit(connection.RemoteEndPoint, out var slot);
         if (admission != Admission.Admitted) return RefuseAsync(connection, admission);
-        return new C2sSession(server, connection) { Slot = slot }.RunAsync();
+        return new C2sStream(server, connection) { Slot = slot }.RunAsync();
     }
 
     /// <summary>

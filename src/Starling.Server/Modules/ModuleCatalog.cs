@@ -45,6 +45,7 @@ public static class ModuleCatalog
         ("private", () => new Private.PrivateModule(), m => m.Private),
         ("presence", () => new Presence.PresenceModule(), m => m.Presence),
         ("offline", () => new Offline.OfflineModule(), m => m.Offline),
+        ("sm", () => new StreamManagement.StreamManagementModule(), m => m.Sm),
     ]);
 
     public static IReadOnlySet<string> Names { get; } = new HashSet<string>(All.Select(m => m.Name), StringComparer.Ordinal);

@@ -113,14 +113,14 @@ public sealed class ModuleContext
     // ---- negotiation (Negotiation/) ----
 
     /// <summary>A stream feature offered after authentication (e.g. roster versioning), after bind and session.</summary>
-    public void AddStreamFeature(Func<C2sSession, XmlElement?> feature) =>
+    public void AddStreamFeature(Func<C2sStream, XmlElement?> feature) =>
         AddStreamFeature(StreamFeatureStage.Authenticated, StreamFeatureRegistry.DefaultOrder, feature);
 
     /// <summary>
     /// A stream feature of <paramref name="stage"/>, placed by <paramref name="order"/> (lower first; see StreamFeatureRegistry);
     /// not offered on hosts that do not run the module.
     /// </summary>
-    public void AddStreamFeature(StreamFeatureStage stage, int order, Func<C2sSession, XmlElement?> feature)
+    public void AddStreamFeature(StreamFeatureStage stage, int order, Func<C2sStream, XmlElement?> feature)
     {
         if (!_everywhere)
         {
@@ -148,6 +148,16 @@ public sealed class ModuleContext
     {
         add => Server.Modules.SessionClosed += OnItsHosts(value);
         remove => Server.Modules.SessionClosed -= OnItsHosts(value);
+    }
+
+    /// <summary>
+    /// Raised once when a graceful shutdown begins, before any stream is closed and long before storage closes: the
+    /// place to settle what only a module holds (XEP-0198 queues of live and hibernating sessions).
+    /// </summary>
+    public event Func<ValueTask>? ServerStopping
+    {
+        add => Server.Modules.ServerStopping += value;
+        remove => Server.Modules.ServerStopping -= value;
     }
 
     /// <summary>
@@ -184,9 +194,32 @@ public sealed class ModuleContext
         Server.Modules.AddNonzaHandler(ns, name, handler);
     }
 
+    /// <summary>
+    /// Handles {<paramref name="ns"/>}<paramref name="name"/> on a c2s stream that has no bound session yet (XEP-0198
+    /// &lt;resume/&gt; comes after SASL and instead of binding); the handler sees the stream and checks its stage.
+    /// </summary>
+    public void OnNonzaBeforeBind(string ns, string name, PreBindNonzaHandler handler)
+    {
+        if (!_everywhere)
+        {
+            int module = _module.Index;
+            var inner = handler;
+            handler = (stream, element) =>
+            {
+                if (stream.HostModules is { } host && !host.Enables(module))
+                {
+                    stream.Close(StreamErrors.UnsupportedStanzaType, $"element {C2sStream.Echo(element.Name)} in namespace {C2sStream.Echo(element.Namespace)} is not a stanza this server knows");
+                    return ValueTask.CompletedTask;
+                }
+                return inner(stream, element);
+            };
+        }
+        Server.Modules.AddPreBindNonzaHandler(ns, name, handler);
+    }
+
     private static ValueTask UnhandledNonza(C2sSession session, XmlElement element)
     {
-        session.Close(StreamErrors.UnsupportedStanzaType, $"element {C2sSession.Echo(element.Name)} in namespace {C2sSession.Echo(element.Namespace)} is not a stanza this server knows");
+        session.Close(StreamErrors.UnsupportedStanzaType, $"element {C2sStream.Echo(element.Name)} in namespace {C2sStream.Echo(element.Namespace)} is not a stanza this server knows");
         return ValueTask.CompletedTask;
     }
 

@@ -16,6 +16,8 @@ public sealed class ModuleRegistry
     private readonly Dictionary<(IqType, IqAddress, string), (IqHandler Handler, int Module)> _iq = [];
     private readonly List<(string Feature, bool Account, int Module)> _features = [];
     private Dictionary<(string, string), NonzaHandler>? _nonzaBuilder = [];
+    private Dictionary<(string, string), PreBindNonzaHandler>? _preBindBuilder = [];
+    private FrozenDictionary<(string, string), PreBindNonzaHandler> _preBind = FrozenDictionary<(string, string), PreBindNonzaHandler>.Empty;
     private StanzaPipelineBuilder? _hooks = new();
     private FrozenDictionary<(string, string), NonzaHandler> _nonzas = FrozenDictionary<(string, string), NonzaHandler>.Empty;
 
@@ -32,8 +34,8 @@ public sealed class ModuleRegistry
     /// <summary>The SASL mechanisms offered, strongest first: the built-in SCRAM and PLAIN, and any a module adds.</summary>
     public SaslMechanismRegistry SaslMechanisms { get; } = SaslMechanismRegistry.WithBuiltIns();
 
-    /// <summary>The stream features of each stage: STARTTLS, SASL and bind (C2sSession), then what modules add.</summary>
-    public StreamFeatureRegistry StreamFeatures { get; } = C2sSession.CreateStreamFeatures();
+    /// <summary>The stream features of each stage: STARTTLS, SASL and bind (C2sStream), then what modules add.</summary>
+    public StreamFeatureRegistry StreamFeatures { get; } = C2sStream.CreateStreamFeatures();
 
     // ---- end of negotiation ----
 
@@ -43,6 +45,9 @@ public sealed class ModuleRegistry
     internal event Func<C2sSession, ValueTask>? SessionAvailable;
 
     internal event Func<C2sSession, ValueTask>? SessionClosed;
+
+    /// <summary>Raised once when a graceful shutdown begins, before the streams are closed (XmppServer.ShutdownAsync).</summary>
+    internal event Func<ValueTask>? ServerStopping;
 
     internal void Hook(StanzaEvent e, StanzaHandler handler, int priority) => Builder(_hooks).Hook(e, handler, priority);
 
@@ -59,6 +64,13 @@ public sealed class ModuleRegistry
             throw new InvalidOperationException($"two modules handle the nonza {{{ns}}}{name}");
     }
 
+    internal void AddPreBindNonzaHandler(string ns, string name, PreBindNonzaHandler handler)
+    {
+        if (ns == Starling.Xmpp.Namespaces.Client) throw new ArgumentException("jabber:client elements are stanzas, not nonzas", nameof(ns));
+        if (!Builder(_preBindBuilder).TryAdd((ns, name), handler))
+            throw new InvalidOperationException($"two modules handle the nonza {{{ns}}}{name} before binding");
+    }
+
     internal void AddDiscoFeature(string feature, bool alsoAccount, int module) => _features.Add((feature, alsoAccount, module));
 
     /// <summary>What <paramref name="host"/> (a local domain) offers; null for a domain that is not served.</summary>
@@ -70,6 +82,9 @@ public sealed class ModuleRegistry
 
     /// <summary>The handler of a nonza, or null (the stream is then closed with unsupported-stanza-type).</summary>
     public NonzaHandler? FindNonzaHandler(string ns, string name) => _nonzas.GetValueOrDefault((ns, name));
+
+    /// <summary>The handler of a nonza allowed before binding (XEP-0198 &lt;resume/&gt;), or null.</summary>
+    public PreBindNonzaHandler? FindPreBindNonzaHandler(string ns, string name) => _preBind.GetValueOrDefault((ns, name));
 
     /// <summary>Builds, once after every module registered, each host's iq table and disco features (stream features and hooks are gated by ModuleContext).</summary>
     internal void ResolveHosts(IReadOnlyList<(string Host, bool[] Enabled)> hosts)
@@ -101,8 +116,10 @@ public sealed class ModuleRegistry
     {
         Pipeline = Builder(_hooks).Build(log, bounce);
         _nonzas = Builder(_nonzaBuilder).ToFrozenDictionary();
+        _preBind = Builder(_preBindBuilder).ToFrozenDictionary();
         _hooks = null;
         _nonzaBuilder = null;
+        _preBindBuilder = null;
     }
 
     private static T Builder<T>(T? builder) where T : class =>
@@ -113,6 +130,13 @@ public sealed class ModuleRegistry
         var handlers = SessionAvailable;
         if (handlers is null) return;
         foreach (Func<C2sSession, ValueTask> h in handlers.GetInvocationList()) await h(session);
+    }
+
+    internal async ValueTask RaiseServerStoppingAsync()
+    {
+        var handlers = ServerStopping;
+        if (handlers is null) return;
+        foreach (Func<ValueTask> h in handlers.GetInvocationList()) await h();
     }
 
     internal async ValueTask RaiseSessionClosedAsync(C2sSession session)

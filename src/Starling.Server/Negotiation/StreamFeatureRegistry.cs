@@ -26,12 +26,15 @@ public enum StreamFeatureStage
 /// </summary>
 public sealed class StreamFeatureRegistry
 {
-    /// <summary>Orders of the features negotiation owns (C2sSession), for placing others around them.</summary>
+    /// <summary>Orders of the features negotiation owns (C2sStream), for placing others around them.</summary>
     public const int StartTlsOrder = 100;
     public const int MechanismsOrder = 200;
     public const int ChannelBindingOrder = 300;
     public const int BindOrder = 100;
     public const int SessionOrder = 200;
+
+    /// <summary>XEP-0198 stream management, after bind and session (as Prosody and ejabberd list it).</summary>
+    public const int StreamManagementOrder = 300;
 
     /// <summary>The order of a feature registered without one (after the negotiation's own: bind, session).</summary>
     public const int DefaultOrder = 1000;
@@ -39,10 +42,10 @@ public sealed class StreamFeatureRegistry
     private readonly Lock _gate = new();
     private readonly Entry[][] _stages = [[], [], []];
 
-    private readonly record struct Entry(int Order, Func<C2sSession, XmlElement?> Provider);
+    private readonly record struct Entry(int Order, Func<C2sStream, XmlElement?> Provider);
 
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="stage"/> is not a stage.</exception>
-    public void Add(StreamFeatureStage stage, int order, Func<C2sSession, XmlElement?> provider)
+    public void Add(StreamFeatureStage stage, int order, Func<C2sStream, XmlElement?> provider)
     {
         ArgumentNullException.ThrowIfNull(provider);
         if ((uint)stage >= (uint)_stages.Length) throw new ArgumentOutOfRangeException(nameof(stage));
@@ -59,7 +62,7 @@ public sealed class StreamFeatureRegistry
     }
 
     /// <summary>Adds the features of <paramref name="stage"/> for <paramref name="session"/> to &lt;stream:features/&gt;, in order.</summary>
-    public void AddTo(XmlElement features, StreamFeatureStage stage, C2sSession session)
+    public void AddTo(XmlElement features, StreamFeatureStage stage, C2sStream session)
     {
         foreach (var entry in Volatile.Read(ref _stages[(int)stage]))
         {

@@ -9,3 +9,10 @@ namespace Starling.Server.Pipeline;
 /// ModuleContext.OnNonza. Runs in order on the stream's read loop; must not block.
 /// </summary>
 public delegate ValueTask NonzaHandler(C2sSession session, XmlElement element);
+
+/// <summary>
+/// Handles a nonza that may come before resource binding (XEP-0198 &lt;resume/&gt; after SASL, and the answers XEP-0198
+/// gives to an early &lt;enable/&gt;), registered through ModuleContext.OnNonzaBeforeBind. It sees the negotiating stream,
+/// which may not even be authenticated: the handler checks. Runs on the stream's read loop; must not block.
+/// </summary>
+public delegate ValueTask PreBindNonzaHandler(C2sStream stream, XmlElement element);

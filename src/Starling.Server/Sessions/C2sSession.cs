@@ -1,76 +1,75 @@
-using System.Text;
-using Microsoft.AspNetCore.Connections;
+using System.Net;
 using Microsoft.Extensions.Logging;
-using Starling.Server.Configuration;
-using Starling.Server.Negotiation;
-using Starling.Server.Tls;
 using Starling.Xml;
 using Starling.Xmpp;
-using Starling.Xmpp.Sasl;
 
 namespace Starling.Server.Sessions;
 
 /// <summary>
-/// A client-to-server stream (RFC 6120): negotiation (STARTTLS, SASL, resource binding), then stanzas.
-/// Stanzas from the client are handled in order on the connection's read loop; stanzas for the client arrive
-/// through <see cref="Deliver"/> from any thread and go out through the bounded outbound queue.
+/// A bound client session (RFC 6120 §7): what the session directory, the router and modules hold. It is apart from the
+/// connection under it (<see cref="IClientTransport"/>; negotiation happens there, in <see cref="C2sStream"/>), so it can
+/// outlive a lost connection while XEP-0198 resumption waits for the client, and run over other transports later.
+/// Stanzas from the client arrive through <see cref="HandleStanzaAsync"/> in order, from its transport's read loop;
+/// stanzas for the client arrive through <see cref="Deliver"/> from any thread.
 /// </summary>
 /// <remarks>
-/// Negotiation is driven here, but what is offered is registered: the stream features of each stage in
-/// <see cref="Modules.ModuleRegistry.StreamFeatures"/>, the SASL mechanisms in
-/// <see cref="Modules.ModuleRegistry.SaslMechanisms"/>. The SASL driver below is mechanism-agnostic and applies what
-/// every mechanism must: the address throttle and the failure count itself, the account look-up and the per-account
-/// hold through what it lends mechanisms (<see cref="ISaslStream"/>).
+/// "The stream ended" is two events here: the transport is gone (<see cref="TransportClosedAsync"/>) and the session
+/// ended (<see cref="EndAsync"/>: unbound, modules' SessionClosed, queued messages re-routed). Without stream
+/// management they happen together; with it a lost connection leaves the session hibernating until it is resumed on a
+/// new transport or its time is up.
 /// </remarks>
-public sealed class C2sSession : XmppStream, ISaslStream
+public sealed class C2sSession
 {
     private readonly ILogger _log;
-    private HostOptions? _host;
-    private ISaslExchange? _exchange;
-    private string? _mechanism;
-    private int _authFailures;
-    private bool _attemptStarted;
-    private string? _attemptAccount;
-    private long _attemptReservation;
-    private bool _authenticated;
-    private string? _username;
-    private string? _authenticatingAs;
-    private bool _closedHandled;
+    private IClientTransport? _transport;   // null while hibernating (and after the end)
+    private string _connectionId;            // the last transport's, for logs
+    private object?[]? _slots;               // module state (Get/Set), allocated on first use
+    private Pipeline.OutgoingFilterChain? _outgoing; // null: no outgoing filters, one check per stanza
     private string? _lastToText;
     private Jid? _lastTo;
-    private string[]? _channelBindingTypes; // what this TLS connection advertises (XEP-0440), until authenticated
-    private byte[]? _exporterBinding;       // its RFC 9266 tls-exporter data, when offered
-    private object?[]? _slots;              // module state (Get/Set), allocated on first use
-    private Pipeline.OutgoingFilterChain? _outgoing; // null: no outgoing filters, one check per stanza
+    private int _ending; // 1 once the server decided to end the session: its close is not a lost connection
+    private int _ended;  // 1 once EndAsync ran
+    private uint _received; // stanzas received from the client (XEP-0198 counts from here; wraps at 2^32)
 
-    public C2sSession(XmppServer server, ConnectionContext connection)
-        : base(server, connection, server.XmlLimits, server.Options.Limits.MaxOutboundQueueBytes, Namespaces.Client, ReadBudget.For(server.Options.C2s))
+    internal C2sSession(XmppServer server, IClientTransport transport, string domain, Modules.HostModules? hostModules)
     {
+        Server = server;
         _log = server.LoggerFactory.CreateLogger<C2sSession>();
-        // Until a resource is bound only small negotiation elements are legitimate (HandleBind lifts the limit).
-        Parser.MaxStanzaBytes = server.Options.Limits.MaxStanzaBytesBeforeBind;
+        _transport = transport;
+        _connectionId = transport.ConnectionId;
+        Domain = domain;
+        HostModules = hostModules;
     }
 
-    protected override ILogger Log => _log;
+    public XmppServer Server { get; }
 
-    /// <summary>The host this stream is for, once the header named it.</summary>
-    public string? Domain => _host?.Name;
+    /// <summary>The session's host.</summary>
+    public string Domain { get; }
 
-    /// <summary>What the stream's host offers (its modules, resolved at start), once the header named the host.</summary>
-    public Modules.HostModules? HostModules { get; private set; }
+    /// <summary>What the session's host offers (its modules, resolved at start).</summary>
+    public Modules.HostModules? HostModules { get; }
 
-    /// <summary>The bound full JID (null until resource binding).</summary>
+    /// <summary>The bound full JID (set by <see cref="SessionManager.Bind"/>).</summary>
     public Jid? Jid { get; internal set; }
 
-    public bool IsAuthenticated => _authenticated;
+    /// <summary>The connection the session runs over now; null while it hibernates (XEP-0198) and after it ended.</summary>
+    public IClientTransport? Transport => Volatile.Read(ref _transport);
 
-    /// <summary>
-    /// The account (normalized localpart) this stream authenticated as, or last looked up to authenticate as: what
-    /// `starling deluser` and `passwd --end-sessions` match, so a login that read the old credentials is ended too.
-    /// </summary>
-    internal string? AccountLocalpart => _username ?? _authenticatingAs;
+    /// <summary>The current (or last) transport's connection id, for logs.</summary>
+    public string ConnectionId => Volatile.Read(ref _connectionId);
 
-    public bool IsBound => Jid is not null && !IsClosed;
+    public EndPoint? RemoteEndPoint => Transport?.RemoteEndPoint;
+
+    public bool IsSecure => Transport?.IsSecure ?? false;
+
+    /// <summary>True once the session ended, or its transport is closing and nothing will keep the session (XEP-0198 resumption can).</summary>
+    public bool IsClosed => Volatile.Read(ref _ended) != 0 || (Transport is { } t && t.IsClosed && (Resumption is null || Volatile.Read(ref _ending) != 0));
+
+    /// <summary>Bound and not ended.</summary>
+    public bool IsBound => Jid is not null && Volatile.Read(ref _ended) == 0;
+
+    /// <summary>Bound, not ended, without a transport: waiting for a XEP-0198 resume.</summary>
+    public bool IsHibernating => Jid is not null && Volatile.Read(ref _ended) == 0 && Transport is null;
 
     /// <summary>True between initial available presence and unavailable presence (RFC 6121 §4.2, §4.5).</summary>
     public bool IsAvailable { get; internal set; }
@@ -83,6 +82,15 @@ public sealed class C2sSession : XmppStream, ISaslStream
 
     /// <summary>Set by the server timer once it has pinged this silent client.</summary>
     internal bool IdlePinged { get; set; }
+
+    /// <summary>Stanzas received from the client so far, modulo 2^32 (XEP-0198 §4 'h' counts from its value at &lt;enable/&gt;).</summary>
+    public uint StanzasReceived => Volatile.Read(ref _received);
+
+    /// <summary>XEP-0198's part in this session's end, while stream management is enabled (null otherwise).</summary>
+    public ISessionResumption? Resumption { get; set; }
+
+    /// <summary>Delivery with acknowledgement, while stream management is enabled (null otherwise; see <see cref="DeliverTracked"/>).</summary>
+    public IStanzaAcknowledgements? Acknowledgements { get; set; }
 
     /// <summary>
     /// Sends a XEP-0199 ping from the server through the router, tracked (IqTracker) so the answer reaches a waiter
@@ -100,7 +108,7 @@ public sealed class C2sSession : XmppStream, ISaslStream
         var outcome = Server.IqTracker.SendAsync(iq, host, jid, TimeSpan.FromSeconds(Server.Options.C2s.IdleTimeoutSeconds));
         if (outcome.IsCompletedSuccessfully && outcome.Result.Kind == Pipeline.IqOutcomeKind.Refused)
         {
-            iq.SetAttribute("id", "ping-" + NewId()[..8]).SetAttribute("from", host.ToString()).SetAttribute("to", jid.ToString());
+            iq.SetAttribute("id", "ping-" + XmppStream.NewId()[..8]).SetAttribute("from", host.ToString()).SetAttribute("to", jid.ToString());
             Deliver(iq);
         }
     }
@@ -157,524 +165,48 @@ public sealed class C2sSession : XmppStream, ISaslStream
         return SendStanza(stanza);
     }
 
-    private bool SendStanza(XmlElement stanza)
+    /// <summary>
+    /// Delivers a stanza whose sender waits to know that the client has it (offline storage deletes a row only then).
+    /// With stream management the receipt completes when the client acknowledges it or the session ends without; without,
+    /// it completes as soon as the stanza is queued (as before stream management existed). False: not taken, the receipt
+    /// is not used.
+    /// </summary>
+    public bool DeliverTracked(XmlElement stanza, IDeliveryReceipt receipt)
     {
-        if (!Send(stanza)) return false;
-        if (XmlTrace) TraceXml(">>>", stanza);
+        if (Acknowledgements is { } acks) return acks.Deliver(this, stanza, receipt);
+        if (!Deliver(stanza)) return false;
+        receipt.Acknowledged();
         return true;
     }
 
-    /// <summary>Sends a nonza/stanza produced by negotiation.</summary>
-    private void Reply(XmlElement element)
-    {
-        if (XmlTrace) TraceXml(">>>", element);
-        Send(element);
-    }
+    private bool SendStanza(XmlElement stanza) => Volatile.Read(ref _transport) is { } transport && transport.Send(stanza);
 
-    // ---- stream header (RFC 6120 §4.7) ----
-
-    protected override ValueTask OnStreamOpenAsync(XmlElement header)
-    {
-        if (Parser.StreamDefaultNamespace != Namespaces.Client)
-        {
-            Close(StreamErrors.InvalidNamespace, "the stream's default namespace must be jabber:client");
-            return ValueTask.CompletedTask;
-        }
-        var to = header.GetAttribute("to");
-        string? domain = null;
-        if (to is not null && Xmpp.Jid.TryNormalizeDomain(to, out var normalized)) domain = normalized;
-        var host = domain is null ? null : Server.Config.FindHost(domain);
-        if (_host is not null && host != _host)
-        {
-            Close(StreamErrors.HostUnknown, "the restarted stream must be for the same host");
-            return ValueTask.CompletedTask;
-        }
-        if (host is null)
-        {
-            Close(StreamErrors.HostUnknown, to is null ? "the stream header has no 'to' address" : $"this server does not serve {Echo(to)}");
-            return ValueTask.CompletedTask;
-        }
-        _host = host;
-        HostModules = Server.Modules.ForHost(host.Name);
-        var version = header.GetAttribute("version");
-        if (version is null || !version.StartsWith("1.", StringComparison.Ordinal))
-        {
-            SendStreamHeader(host.Name, null);
-            Close(StreamErrors.UnsupportedVersion, "XMPP 1.0 is required (version='1.0')");
-            return ValueTask.CompletedTask;
-        }
-        var lang = header.GetAttribute("lang", XmlNames.XmlNamespace) ?? "en";
-        SendStreamHeader(host.Name, null, lang.Length is > 0 and < 36 && lang.All(c => char.IsAsciiLetterOrDigit(c) || c == '-') ? lang : "en");
-        Reply(BuildFeatures());
-        return ValueTask.CompletedTask;
-    }
-
-    private XmlElement BuildFeatures()
-    {
-        var features = new XmlElement("features", Namespaces.Streams);
-        // RFC 6120 §5.3.1: while TLS is mandatory and not yet negotiated, only STARTTLS is offered (the TlsRequired
-        // stage); after authentication STARTTLS is refused (HandleTls), so the Authenticated stage does not offer it.
-        var stage = _authenticated ? StreamFeatureStage.Authenticated
-            : _host!.RequireEncryption && !IsSecure ? StreamFeatureStage.TlsRequired
-            : StreamFeatureStage.Unauthenticated;
-        Server.Modules.StreamFeatures.AddTo(features, stage, this);
-        return features;
-    }
-
-    /// <summary>The stream features negotiation itself owns: STARTTLS, SASL, channel binding, resource binding, session.</summary>
-    internal static StreamFeatureRegistry CreateStreamFeatures()
-    {
-        var features = new StreamFeatureRegistry();
-        features.Add(StreamFeatureStage.TlsRequired, StreamFeatureRegistry.StartTlsOrder, static s => s.StartTlsFeature());
-        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.StartTlsOrder, static s => s.StartTlsFeature());
-        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.MechanismsOrder, static s => s.MechanismsFeature());
-        features.Add(StreamFeatureStage.Unauthenticated, StreamFeatureRegistry.ChannelBindingOrder, static s => s.ChannelBindingFeature());
-        features.Add(StreamFeatureStage.Authenticated, StreamFeatureRegistry.BindOrder, static _ => new XmlElement("bind", Namespaces.Bind));
-        features.Add(StreamFeatureStage.Authenticated, StreamFeatureRegistry.SessionOrder, static _ =>
-        {
-            // RFC 6121 (and RFC 3921 §3): legacy session establishment, advertised as optional as Prosody does.
-            var session = new XmlElement("session", Namespaces.Session);
-            session.AddElement("optional");
-            return session;
-        });
-        return features;
-    }
-
-    private XmlElement? StartTlsFeature()
-    {
-        if (IsSecure || Server.Certificates.Get(_host!.Name) is null) return null;
-        var starttls = new XmlElement("starttls", Namespaces.Tls);
-        if (_host.RequireEncryption) starttls.AddElement("required");
-        return starttls;
-    }
-
-    private XmlElement MechanismsFeature()
-    {
-        var mechanisms = new XmlElement("mechanisms", Namespaces.Sasl);
-        foreach (var m in Server.Modules.SaslMechanisms.OfferedNames(this)) mechanisms.AddElement("mechanism").AddText(m);
-        return mechanisms;
-    }
-
-    private XmlElement? ChannelBindingFeature()
-    {
-        if (ChannelBindingTypes() is not { } types) return null;
-        // XEP-0440: which channel-binding types this server can verify on this connection.
-        var cb = new XmlElement("sasl-channel-binding", Namespaces.ChannelBinding);
-        foreach (var type in types) cb.AddElement("channel-binding").SetAttribute("type", type);
-        return cb;
-    }
+    /// <summary>True while the transport's outbound queue has room for another large stanza (false without a transport).</summary>
+    public bool HasQueueRoom => Transport?.HasQueueRoom ?? false;
 
     /// <summary>
-    /// The channel-binding types this connection offers, or null without TLS (or with channel binding off).
-    /// tls-server-end-point (RFC 5929) always; tls-exporter (RFC 9266) on TLS 1.3 when the keying material can be
-    /// exported. RFC 9266 §3 allows tls-exporter on TLS 1.2 only with the extended master secret; as Prosody does, we
-    /// offer it on TLS 1.3 only. Worked out once per connection, so the features and the SCRAM exchange agree.
+    /// For a producer of a long run of stanzas to this one client (offline delivery): waits until the outbound queue is
+    /// at most half full. False without a transport, when it ended, or when it did not drain in time.
     /// </summary>
-    private string[]? ChannelBindingTypes()
-    {
-        if (!IsSecure || !Server.Options.C2s.ChannelBinding) return null;
-        if (_channelBindingTypes is not null) return _channelBindingTypes;
-        if (Tls!.SslProtocol == System.Security.Authentication.SslProtocols.Tls13)
-            _exporterBinding = NativeSsl.ExportChannelBinding(Tls);
-        _channelBindingTypes = _exporterBinding is null
-            ? [ScramChannelBinding.TlsServerEndPoint]
-            : [ScramChannelBinding.TlsExporter, ScramChannelBinding.TlsServerEndPoint];
-        return _channelBindingTypes;
-    }
+    public Task<bool> WaitForQueueRoomAsync(TimeSpan timeout) => Transport is { } t ? t.WaitForQueueRoomAsync(timeout) : Task.FromResult(false);
 
     /// <summary>
-    /// Client input quoted in an error text: only a short prefix of plain characters, so a 200 KB name or a control
-    /// character never travels back to the client or into the log.
+    /// Ends the session with a stream error (RFC 6120 §4.9): the transport closes, and the session ends with it rather
+    /// than hibernating (the server asked for this end). A hibernating session ends at once.
     /// </summary>
-    internal static string Echo(string? value)
+    public void Close(string condition, string? text = null, XmlElement? applicationCondition = null)
     {
-        const int Max = 40;
-        if (string.IsNullOrEmpty(value)) return "''";
-        int n = Math.Min(value.Length, Max);
-        var sb = new StringBuilder(n + 3).Append('\'');
-        for (int i = 0; i < n; i++)
-        {
-            char c = value[i];
-            sb.Append(char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_' or ':' or '/' or '@' or '#' ? c : '?');
-        }
-        if (value.Length > Max) sb.Append('…');
-        return sb.Append('\'').ToString();
+        Volatile.Write(ref _ending, 1);
+        if (Transport is { } transport) transport.Close(condition, text, applicationCondition);
+        else _ = EndAsync([]).AsTask();
     }
 
-    // ---- elements ----
+    // ---- stanzas from the client (RFC 6120 §8, RFC 6121) ----
 
-    protected override async ValueTask OnElementAsync(XmlElement element)
+    /// <summary>A stanza (message, presence, iq in jabber:client) from the client, on its transport's read loop.</summary>
+    internal async ValueTask HandleStanzaAsync(XmlElement stanza)
     {
-        if (_host is null) return; // cannot happen: the parser emits the header first
-        if (element.Namespace == Namespaces.Tls) { HandleTls(element); return; }
-        if (element.Namespace == Namespaces.Sasl) { await HandleSaslAsync(element); return; }
-        if (element.Namespace != Namespaces.Client || element.Name is not ("message" or "presence" or "iq"))
-        {
-            // Nonzas on a bound stream (XEP-0198, XEP-0352…) go to the module that registered them.
-            if (Jid is not null && element.Namespace != Namespaces.Client && Server.Modules.FindNonzaHandler(element.Namespace, element.Name) is { } nonza)
-            {
-                await HandleNonzaAsync(nonza, element);
-                return;
-            }
-            Close(StreamErrors.UnsupportedStanzaType, $"element {Echo(element.Name)} in namespace {Echo(element.Namespace)} is not a stanza this server knows");
-            return;
-        }
-        if (!_authenticated)
-        {
-            // RFC 6120 §6.4.7 / §7.1: no stanzas before authentication and binding.
-            Close(StreamErrors.NotAuthorized, "authenticate first");
-            return;
-        }
-        if (Jid is null)
-        {
-            if (element.Name == "iq" && element.Element("bind", Namespaces.Bind) is { } bind)
-            {
-                HandleBind(element, bind);
-                return;
-            }
-            Close(StreamErrors.NotAuthorized, "bind a resource first");
-            return;
-        }
-        await HandleStanzaAsync(element);
-    }
-
-    // ---- STARTTLS (RFC 6120 §5) ----
-
-    private void HandleTls(XmlElement element)
-    {
-        if (element.Name != "starttls" || IsSecure || _authenticated || Server.Certificates.Get(_host!.Name) is null)
-        {
-            Reply(new XmlElement("failure", Namespaces.Tls));
-            CloseQuietly();
-            return;
-        }
-        Reply(new XmlElement("proceed", Namespaces.Tls));
-        RequestTlsUpgrade(_host.Name);
-    }
-
-    // ---- SASL (RFC 6120 §6): a driver for any registered mechanism ----
-
-    private async ValueTask HandleSaslAsync(XmlElement element)
-    {
-        if (_authenticated)
-        {
-            Close(StreamErrors.PolicyViolation, "already authenticated");
-            return;
-        }
-        if (_host!.RequireEncryption && !IsSecure)
-        {
-            ResetSasl();
-            SaslFailure("encryption-required", "use STARTTLS first");
-            return;
-        }
-        switch (element.Name)
-        {
-            case "auth":
-                await HandleAuthAsync(element);
-                break;
-            case "response":
-                await HandleResponseAsync(element);
-                break;
-            case "abort":
-                // RFC 6120 §6.4.4: <aborted/>. An abort after the server answered counts as a failed attempt, so that
-                // fetching challenges (salts) and aborting is not a free way to probe accounts.
-                if (_attemptStarted) AuthFailed("aborted");
-                else SaslFailure("aborted", null);
-                break;
-            default:
-                AuthFailed("malformed-request", "unexpected element in the SASL namespace");
-                break;
-        }
-    }
-
-    private async ValueTask HandleAuthAsync(XmlElement auth)
-    {
-        // A new <auth/> abandons any exchange in progress (RFC 6120 §6.4.2): for the throttle that one failed.
-        AbandonAttempt();
-        var name = auth.GetAttribute("mechanism");
-        var mechanism = name is null ? null : Server.Modules.SaslMechanisms.FindOffered(name, this);
-        if (mechanism is null)
-        {
-            // RFC 6120 §6.5.5. Never echo the client's mechanism name: it can be as long as a stanza.
-            AuthFailed("invalid-mechanism", name is null ? "no mechanism given" : "that mechanism is not offered; see <mechanisms/> in the stream features");
-            return;
-        }
-        if (!Server.AuthThrottle.TryBegin(RemoteEndPoint, out var wait, out _attemptReservation))
-        {
-            // RFC 6120 §6.5.11: refused at once rather than held open, with the time to wait.
-            Refuse($"too many failed logins from your network; wait {Seconds(wait)} seconds before trying again");
-            return;
-        }
-        _attemptStarted = true;
-        _mechanism = mechanism.Name;
-        if (!TryDecode(auth.Text, out var data))
-        {
-            AuthFailed("incorrect-encoding");
-            return;
-        }
-        var exchange = mechanism.Start(this);
-        _exchange = exchange;
-        ApplyStep(exchange, await exchange.StepAsync(data, this));
-    }
-
-    private async ValueTask HandleResponseAsync(XmlElement response)
-    {
-        var exchange = _exchange;
-        if (exchange is null)
-        {
-            AuthFailed("malformed-request", "no authentication in progress");
-            return;
-        }
-        if (!TryDecode(response.Text, out var data))
-        {
-            AuthFailed("incorrect-encoding");
-            return;
-        }
-        ApplyStep(exchange, await exchange.StepAsync(data, this));
-    }
-
-    private void ApplyStep(ISaslExchange exchange, SaslStep step)
-    {
-        // The attempt may have ended while the step waited for storage or the throttle (refused, stream closed):
-        // then there is nothing left to answer.
-        if (_exchange != exchange) return;
-        switch (step.Kind)
-        {
-            case SaslStepKind.Challenge:
-                var challenge = new XmlElement("challenge", Namespaces.Sasl);
-                if (step.Data is { Length: > 0 } data) challenge.AddText(Convert.ToBase64String(data));
-                Reply(challenge);
-                break;
-            case SaslStepKind.Success:
-                CompleteAuthentication(step.Account!, step.AuthorizationId, step.Data);
-                break;
-            case SaslStepKind.Failure:
-                AuthFailed(step.Condition ?? "not-authorized", step.Text);
-                break;
-            case SaslStepKind.Ended:
-                break;
-        }
-    }
-
-    // What a mechanism sees of this stream (ISaslStream); Server and IsSecure come from XmppStream.
-
-    HostOptions ISaslStream.Host => _host!;
-
-    bool ISaslStream.OffersChannelBinding => IsSecure && Server.Options.C2s.ChannelBinding;
-
-    IReadOnlyList<ScramChannelBinding>? ISaslStream.ChannelBindings()
-    {
-        var types = ChannelBindingTypes();
-        if (types is null) return null;
-        // The data of the type the client names in its GS2 header (RFC 5802 §6) is checked; both are ready.
-        // tls-server-end-point is of the certificate this connection negotiated, which a reload may have replaced since.
-        var bindings = new List<ScramChannelBinding>(2);
-        if (_exporterBinding is not null) bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsExporter, _exporterBinding));
-        bindings.Add(new ScramChannelBinding(ScramChannelBinding.TlsServerEndPoint,
-            Server.Certificates.Get(_host!.Name)!.EndpointBindingOf(Tls!.LocalCertificate)));
-        return bindings;
-    }
-
-    // XEP-0474 §4.1: the same lists MechanismsFeature and ChannelBindingFeature sent.
-    string ISaslStream.DowngradeProtection() =>
-        ScramDowngradeProtection.Compose(Server.Modules.SaslMechanisms.OfferedNames(this), ChannelBindingTypes());
-
-    ValueTask<SaslAccount> ISaslStream.LookupAsync(string username) => LookupAsync(username);
-
-    ValueTask<bool> ISaslStream.HoldForAccountAsync() => HoldForAccountAsync();
-
-    private async ValueTask<SaslAccount> LookupAsync(string username)
-    {
-        // PRECIS UsernameCaseMapped, as accounts are stored: "Nobody" and "nobody" are one name, known or not.
-        if (!Xmpp.Jid.TryNormalizeLocal(username, out var local)) return default;
-        _authenticatingAs = local; // before the read: see AccountLocalpart
-        var exchange = _exchange;
-        var account = await Server.Storage.Accounts.GetAsync(_host!.Name, local);
-        // From here the attempt counts against this account (unless it ended while the account was read).
-        if (_exchange == exchange) _attemptAccount = local;
-        return new SaslAccount(local, account);
-    }
-
-    /// <summary>The per-account throttle: waits before the credentials are checked, or refuses. False: the attempt is over.</summary>
-    private async ValueTask<bool> HoldForAccountAsync()
-    {
-        if (!Server.AuthThrottle.TryHoldForAccount(RemoteEndPoint, _host!.Name, _attemptAccount, out var wait))
-        {
-            Refuse($"too many failed logins for this account; wait {Seconds(wait)} seconds before trying again");
-            return false;
-        }
-        if (wait > TimeSpan.Zero)
-        {
-            await Task.Delay(wait);
-            if (IsClosed) return false;
-        }
-        return true;
-    }
-
-    private void CompleteAuthentication(string local, string? authzid, byte[]? serverFinal)
-    {
-        var bare = Xmpp.Jid.Create(local, _host!.Name);
-        if (authzid is not null && (!Xmpp.Jid.TryParse(authzid, out var requested) || requested != bare))
-        {
-            // RFC 6120 §6.4.6: we only let an account act as itself.
-            AuthFailed("invalid-authzid");
-            return;
-        }
-        Server.AuthThrottle.Succeeded(RemoteEndPoint, _host.Name, local, _attemptReservation);
-        var mechanism = _mechanism;
-        ResetSasl();
-        _authenticated = true;
-        _username = local;
-        _channelBindingTypes = null; // negotiation is over: nothing to keep per session
-        _exporterBinding = null;
-        if (Slot is not null) Server.Connections.Authenticated(Slot);
-        var success = new XmlElement("success", Namespaces.Sasl);
-        if (serverFinal is { Length: > 0 }) success.AddText(Convert.ToBase64String(serverFinal));
-        Reply(success);
-        _log.LogInformation("{Connection}: authenticated as {Jid} with {Mechanism}", ConnectionId, bare, mechanism);
-        // RFC 6120 §6.4.6: the client now sends a new stream header over the same connection.
-        Parser.Reset();
-        StreamId = NewId();
-    }
-
-    /// <summary>Ends the exchange in progress: whatever the step, the next client message must be a new &lt;auth/&gt;.</summary>
-    private void ResetSasl()
-    {
-        _exchange = null;
-        _mechanism = null;
-        _attemptStarted = false;
-        _attemptAccount = null;
-        _attemptReservation = 0;
-    }
-
-    /// <summary>
-    /// A failed step (RFC 6120 §6.4.5): the exchange is reset, the attempt counted against the address block and the
-    /// account, and the stream closed after <see cref="C2sOptions.MaxAuthFailures"/> failures.
-    /// </summary>
-    private void AuthFailed(string condition, string? text = null)
-    {
-        bool attempt = _attemptStarted;
-        var account = _attemptAccount;
-        ResetSasl();
-        if (attempt) Server.AuthThrottle.Failed(RemoteEndPoint, _host!.Name, account);
-        CountFailure(condition, text);
-    }
-
-    /// <summary>An exchange left unfinished (a new &lt;auth/&gt;, the stream ending) counts as a failed guess, without a reply.</summary>
-    private void AbandonAttempt()
-    {
-        if (_attemptStarted) Server.AuthThrottle.Failed(RemoteEndPoint, _host!.Name, _attemptAccount);
-        ResetSasl();
-    }
-
-    /// <summary>An attempt refused by the throttle (RFC 6120 §6.5.11 temporary-auth-failure); not itself a guess.</summary>
-    private void Refuse(string text)
-    {
-        ResetSasl();
-        CountFailure("temporary-auth-failure", text);
-    }
-
-    private void CountFailure(string condition, string? text)
-    {
-        _authFailures++;
-        _log.LogInformation("{Connection}: authentication failed ({Condition}), attempt {Count}", ConnectionId, condition, _authFailures);
-        SaslFailure(condition, text);
-        if (_authFailures >= Server.Options.C2s.MaxAuthFailures)
-            Close(StreamErrors.PolicyViolation, "too many failed authentication attempts");
-    }
-
-    private static string Seconds(TimeSpan wait) =>
-        Math.Max(1, (long)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
-
-    private void SaslFailure(string condition, string? text)
-    {
-        var failure = new XmlElement("failure", Namespaces.Sasl);
-        failure.AddElement(condition);
-        if (text is not null) failure.AddElement("text").AddText(text);
-        Reply(failure);
-    }
-
-    private static bool TryDecode(string text, out byte[] data)
-    {
-        text = text.Trim();
-        if (text.Length == 0 || text == "=")
-        {
-            data = [];
-            return true;
-        }
-        data = new byte[text.Length];
-        if (Convert.TryFromBase64String(text, data, out int written))
-        {
-            Array.Resize(ref data, written);
-            return true;
-        }
-        return false;
-    }
-
-    // ---- resource binding (RFC 6120 §7) ----
-
-    private void HandleBind(XmlElement iq, XmlElement bind)
-    {
-        var id = iq.GetAttribute("id");
-        if (iq.GetAttribute("type") != "set" || id is null)
-        {
-            Reply(StanzaError.CreateReply(iq, StanzaErrorCondition.BadRequest));
-            return;
-        }
-        var requested = bind.ElementText("resource", Namespaces.Bind)?.Trim();
-        string resource;
-        if (string.IsNullOrEmpty(requested))
-        {
-            resource = "starling-" + NewId()[..10];
-        }
-        else if (!Xmpp.Jid.TryNormalizeResource(requested, out var normalized))
-        {
-            Reply(StanzaError.CreateReply(iq, StanzaErrorCondition.BadRequest, "the resource is not valid (RFC 7622 §3.4)"));
-            return;
-        }
-        else resource = normalized;
-
-        var full = Xmpp.Jid.Create(_username, _host!.Name, resource);
-        bool replace = Server.Options.C2s.ResourceConflict == "replace";
-        var outcome = Server.Sessions.Bind(this, full, replace, Server.Options.Limits.MaxResourcesPerUser, out var replaced);
-        if (outcome == BindOutcome.Conflict)
-        {
-            Reply(StanzaError.CreateReply(iq, StanzaErrorCondition.Conflict, "this resource is already in use"));
-            return;
-        }
-        if (outcome == BindOutcome.TooManyResources)
-        {
-            Reply(StanzaError.CreateReply(iq, StanzaErrorCondition.ResourceConstraint, "too many resources are bound for this account"));
-            return;
-        }
-        // RFC 6120 §7.7.2.2: the old session is replaced and told why.
-        replaced?.Close(StreamErrors.Conflict, "replaced by a new session with the same resource");
-
-        var result = new XmlElement("iq", Namespaces.Client);
-        result.SetAttribute("id", id).SetAttribute("type", "result");
-        result.AddElement("bind", Namespaces.Bind).AddElement("jid").AddText(full.ToString());
-        Parser.MaxStanzaBytes = Server.Options.Limits.MaxStanzaBytes;
-        Reply(result);
-        _log.LogInformation("{Connection}: bound {Jid}", ConnectionId, full);
-    }
-
-    // ---- stanzas (RFC 6120 §8, RFC 6121) ----
-
-    private async ValueTask HandleNonzaAsync(Pipeline.NonzaHandler handler, XmlElement element)
-    {
-        try
-        {
-            await handler(this, element);
-        }
-        catch (Exception ex)
-        {
-            // Contained like a stanza handler's failure: one log entry, the stream stays up (a nonza has no error reply).
-            _log.LogError(ex, "{Connection}: handler of the nonza {Name} in {Namespace} failed", ConnectionId, element.Name, element.Namespace);
-        }
-    }
-
-    private async ValueTask HandleStanzaAsync(XmlElement stanza)
-    {
+        _received++; // read and written on the transport's read loop only
         var jid = Jid!;
         // RFC 6120 §8.1.2.1: the server stamps 'from' with the full JID; a client may only send its own address.
         var from = stanza.GetAttribute("from");
@@ -760,24 +292,98 @@ public sealed class C2sSession : XmppStream, ISaslStream
         await PostAsync(Pipeline.StanzaKind.Iq, iq, to);
     }
 
-    // ---- end ----
+    // ---- transports: lost, replaced ----
 
-    protected override async ValueTask OnClosedAsync(List<XmlElement> undelivered)
+    /// <summary>
+    /// XEP-0198 resumption: <paramref name="transport"/> (a new, authenticated connection of the same account) takes
+    /// the place of the current one, if any. The caller holds the module's lock, so no stanza is queued in between.
+    /// Returns the transport it replaced (still open when the old connection seemed alive), or null.
+    /// </summary>
+    public IClientTransport? AttachTransport(IClientTransport transport)
     {
-        if (_closedHandled) return;
-        _closedHandled = true;
-        AbandonAttempt();
+        var old = Interlocked.Exchange(ref _transport, transport);
+        Volatile.Write(ref _connectionId, transport.ConnectionId);
+        IdlePinged = false;
+        return old;
+    }
+
+    /// <summary>Hibernation: the session lets go of its lost transport (only if it is still the current one).</summary>
+    public bool DetachTransport(IClientTransport lost) =>
+        ReferenceEquals(Interlocked.CompareExchange(ref _transport, null, lost), lost);
+
+    /// <summary>
+    /// The transport ended; <paramref name="undelivered"/> holds the stanzas it queued but never wrote. When the
+    /// connection was <paramref name="lost"/> (no closing handshake) and stream management keeps the session, it
+    /// hibernates; otherwise the session ends. A transport a resumption replaced only hands back its stanzas.
+    /// </summary>
+    internal async ValueTask TransportClosedAsync(IClientTransport transport, List<XmlElement> undelivered, bool lost)
+    {
+        Resumption?.Claim(undelivered);
+        if (!ReferenceEquals(Transport, transport))
+        {
+            await RerouteAsync(undelivered);
+            return;
+        }
+        if (lost && Volatile.Read(ref _ending) == 0 && !Server.IsStopping && Resumption is { } resumption && resumption.TryHibernate(this, transport))
+        {
+            _log.LogInformation("{Connection}: connection of {Jid} lost; the session waits for a resume", ConnectionId, Jid);
+            await RerouteAsync(undelivered);
+            return;
+        }
+        await EndAsync(undelivered);
+    }
+
+    /// <summary>
+    /// Ends the session once: unbound, SessionClosed raised (presence unavailable goes out), then the messages that were
+    /// queued for the client but never written are re-routed, and stream management re-routes what it holds. Never throws.
+    /// </summary>
+    public async ValueTask EndAsync(List<XmlElement> undelivered)
+    {
+        if (Interlocked.Exchange(ref _ended, 1) != 0)
+        {
+            await RerouteAsync(undelivered);
+            return;
+        }
+        Volatile.Write(ref _ending, 1);
         var jid = Jid;
         if (jid is null) return;
-        bool wasBound = Server.Sessions.Unbind(this);
-        if (wasBound)
+        try
         {
-            _log.LogInformation("{Connection}: session {Jid} ended", ConnectionId, jid);
-            await Server.Modules.RaiseSessionClosedAsync(this);
+            bool wasBound = Server.Sessions.Unbind(this);
+            if (wasBound)
+            {
+                _log.LogInformation("{Connection}: session {Jid} ended", ConnectionId, jid);
+                await Server.Modules.RaiseSessionClosedAsync(this);
+            }
+        }
+        catch (Exception ex)
+        {
+            _log.LogError(ex, "{Connection}: error while ending the session of {Jid}", ConnectionId, jid);
         }
         IsAvailable = false;
-        // Stanzas that were queued for this client but never written: messages go to the account again
-        // (another resource, or offline storage) — RFC 6121 §8.5.3.2.1 treats them as addressed to the bare JID.
+        await RerouteAsync(undelivered);
+        if (Resumption is { } resumption)
+        {
+            try
+            {
+                await resumption.EndedAsync(this);
+            }
+            catch (Exception ex)
+            {
+                _log.LogError(ex, "{Connection}: re-routing the unacknowledged stanzas of {Jid} failed", ConnectionId, jid);
+            }
+        }
+        Interlocked.Exchange(ref _transport, null);
+    }
+
+    /// <summary>
+    /// Stanzas that were queued for this client but never written: messages go to the account again (another
+    /// resource, or offline storage) — RFC 6121 §8.5.3.2.1 treats them as addressed to the bare JID.
+    /// </summary>
+    internal async ValueTask RerouteAsync(List<XmlElement> undelivered)
+    {
+        var jid = Jid;
+        if (jid is null) return;
         foreach (var stanza in undelivered)
         {
             if (stanza.Name != "message") continue;

@@ -52,6 +52,7 @@ public abstract class XmppStream
     private PipeWriter _output;
     private SslStream? _tls;
     private int _closeState; // 0 open, 1 closing (close queued), 2 closed (transport gone)
+    private volatile bool _closedDeliberately; // the stream was closed (by either side), not lost: see ClosedDeliberately
     private bool _headerSent;
     private bool _upgradeRequested;
     // While the read loop handles one received batch, the managed id of its thread: replies queued from that thread
@@ -104,6 +105,13 @@ public abstract class XmppStream
     public SslStream? Tls => _tls;
 
     public bool IsClosed => Volatile.Read(ref _closeState) != 0;
+
+    /// <summary>
+    /// True when the stream ended by a close (the peer's &lt;/stream:stream&gt;, a stream error or close of ours, an abort
+    /// of ours), false when the connection was lost: it ended without either, or was closed for silence
+    /// (connection-timeout). A lost connection is what XEP-0198 resumption may bridge.
+    /// </summary>
+    protected bool ClosedDeliberately => _closedDeliberately;
 
     /// <summary>Environment.TickCount64 at the last byte received / sent; read by the server's keepalive timer.</summary>
     public long LastReceived { get; private set; }
@@ -359,12 +367,14 @@ public abstract class XmppStream
     public void SendKeepalive() => SendRaw(" "u8.ToArray());
 
     /// <summary>Ends the stream with a stream error (RFC 6120 §4.9): header first if none was sent, then the error and the close tag.</summary>
-    public void Close(string condition, string? text = null)
+    public void Close(string condition, string? text = null, XmlElement? applicationCondition = null)
     {
         if (!BeginClosing()) return;
+        // A silent peer's connection timed out: as lost as a cut one (XEP-0198 §5 resumption covers both, as Prosody does).
+        if (condition != StreamErrors.ConnectionTimeout) _closedDeliberately = true;
         Log.LogInformation("{Connection}: closing with stream error {Condition}{Text}", ConnectionId, condition, text is null ? "" : ": " + text);
         if (!_headerSent) SendHeaderForError();
-        var error = StreamErrors.Create(condition, text);
+        var error = StreamErrors.Create(condition, text, applicationCondition);
         if (XmlTrace) TraceXml(">>>", error);
         Enqueue(new Outbound(error, null, null), closing: true);
         Enqueue(new Outbound(null, "</stream:stream>"u8.ToArray(), null), closing: true);
@@ -375,6 +385,7 @@ public abstract class XmppStream
     public void CloseQuietly()
     {
         if (!BeginClosing()) return;
+        _closedDeliberately = true;
         if (!_headerSent) SendHeaderForError();
         Enqueue(new Outbound(null, "</stream:stream>"u8.ToArray(), null), closing: true);
         StopAccepting();
@@ -383,7 +394,7 @@ public abstract class XmppStream
     /// <summary>Drops the connection at once (slow reader, shutdown timeout).</summary>
     public void Abort()
     {
-        BeginClosing();
+        if (BeginClosing()) _closedDeliberately = true;
         AbortConnection("aborted by server");
         StopAccepting();
     }

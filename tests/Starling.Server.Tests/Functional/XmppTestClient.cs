@@ -65,6 +65,9 @@ public sealed class XmppTestClient : IAsyncDisposable
     /// <summary>Bytes read from the connection so far (after TLS).</summary>
     public long BytesReceived { get; private set; }
 
+    /// <summary>Stanzas (message, presence, iq) received so far: what a XEP-0198 'h' counts, from its value at &lt;enabled/&gt;.</summary>
+    public uint StanzasReceived { get; private set; }
+
     /// <param name="from">Local address to connect from (e.g. 127.0.0.2, another loopback address: another client network for the server's throttle), or null.</param>
     public static async Task<XmppTestClient> ConnectAsync(IPEndPoint endPoint, string domain, IPAddress? from = null)
     {
@@ -151,6 +154,7 @@ public sealed class XmppTestClient : IAsyncDisposable
                     case XmlStreamEvent.Element:
                         var element = _parser.TakeElement();
                         Record("<<< " + element);
+                        if (element.Namespace == Namespaces.Client && element.Name is "message" or "presence" or "iq") StanzasReceived++;
                         return (Kind.Element, element);
                     case XmlStreamEvent.StreamClose:
                         ServerClosedStream = true;
@@ -471,6 +475,51 @@ public sealed class XmppTestClient : IAsyncDisposable
         var inner = (priority is null ? "" : $"<priority>{priority}</priority>") + extra;
         await SendAsync(inner.Length == 0 ? "<presence/>" : $"<presence>{inner}</presence>");
         return await ExpectAsync(e => e.Name == "presence" && e.GetAttribute("type") is null && e.GetAttribute("from") == Jid, "the echo of our own presence");
+    }
+
+    // ---- XEP-0198 stream management ----
+
+    /// <summary>Sends &lt;enable/&gt; and returns the answer: &lt;enabled/&gt; or &lt;failed/&gt;.</summary>
+    public async Task<XmlElement> TryEnableSmAsync(bool resume = true, int? max = null)
+    {
+        var attributes = (resume ? " resume='true'" : "") + (max is null ? "" : $" max='{max}'");
+        await SendAsync($"<enable xmlns='urn:xmpp:sm:3'{attributes}/>");
+        return await ExpectAsync(e => e.Namespace == Namespaces.StreamManagement && e.Name is "enabled" or "failed", "<enabled/> or <failed/>");
+    }
+
+    /// <summary>Enables stream management (it must succeed); returns &lt;enabled/&gt;.</summary>
+    public async Task<XmlElement> EnableSmAsync(bool resume = true, int? max = null)
+    {
+        var answer = await TryEnableSmAsync(resume, max);
+        Assert.True(answer.Name == "enabled", $"stream management not enabled: {answer}{Transcript()}");
+        return answer;
+    }
+
+    public Task SendAckAsync(uint h) => SendAsync($"<a xmlns='urn:xmpp:sm:3' h='{h}'/>");
+
+    /// <summary>Sends &lt;r/&gt; and returns the server's 'h'.</summary>
+    public async Task<uint> RequestAckAsync()
+    {
+        await SendAsync("<r xmlns='urn:xmpp:sm:3'/>");
+        var a = await ExpectAsync("a", Namespaces.StreamManagement);
+        return uint.Parse(a.GetAttribute("h")!, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Opens the stream and authenticates without binding (what a XEP-0198 resume needs).</summary>
+    public async Task AuthenticateAsync(string user, string password)
+    {
+        var features = await OpenStreamAsync();
+        if (features.Element("starttls", Namespaces.Tls)?.Element("required", Namespaces.Tls) is not null) await StartTlsAsync();
+        await AuthenticateScramAsync(user, password);
+    }
+
+    /// <summary>Sends &lt;resume/&gt; and returns &lt;resumed/&gt; or &lt;failed/&gt;; on success this client is <paramref name="jid"/>.</summary>
+    public async Task<XmlElement> ResumeAsync(string previd, uint h, string? jid = null)
+    {
+        await SendAsync($"<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='{h}'/>");
+        var answer = await ExpectAsync(e => e.Namespace == Namespaces.StreamManagement && e.Name is "resumed" or "failed", "<resumed/> or <failed/>");
+        if (answer.Name == "resumed" && jid is not null) Jid = jid;
+        return answer;
     }
 
     // ---- diagnostics and teardown ----

@@ -173,8 +173,8 @@ public sealed class ModuleOptionsTests : IDisposable
             """);
         var a = ModuleCatalog.EnabledNames(config.Options, config.Options.Hosts[0]);
         var b = ModuleCatalog.EnabledNames(config.Options, config.Options.Hosts[1]);
-        Assert.Equal(["disco", "roster", "private", "presence", "offline"], a);
-        Assert.Equal(["disco", "ping", "roster", "private", "presence"], b);
+        Assert.Equal(["disco", "roster", "private", "presence", "offline", "sm"], a);
+        Assert.Equal(["disco", "ping", "roster", "private", "presence", "sm"], b);
         var flags = ModuleCatalog.EnabledOn(config.Options, config.Options.Hosts[1]);
         Assert.True(flags[ModuleCatalog.Find("ping")!.Index]);
         Assert.False(flags[ModuleCatalog.Find("offline")!.Index]);

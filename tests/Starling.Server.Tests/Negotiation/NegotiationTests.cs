@@ -172,7 +172,8 @@ public sealed class NegotiationTests
         Assert.Equal(["X-TEST-TOKEN", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"], Mechanisms(unauthenticated));
 
         var authenticated = await client.AuthenticateScramAsync("alice", TestServer.Password);
-        // bind and session are negotiation's, pre is gone, caps (disco) and ver (roster) come from the old overload.
-        Assert.Equal(["bind", "post", "session", "c", "ver"], Names(authenticated));
+        // bind and session are negotiation's, pre is gone, sm (XEP-0198) has its own order after session, caps (disco) and
+        // ver (roster) come from the old overload.
+        Assert.Equal(["bind", "post", "session", "sm", "c", "ver"], Names(authenticated));
     }
 }

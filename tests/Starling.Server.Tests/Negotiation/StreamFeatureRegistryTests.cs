@@ -15,7 +15,7 @@ public sealed class StreamFeatureRegistryTests
         return names;
     }
 
-    private static Func<Starling.Server.Sessions.C2sSession, XmlElement?> Feature(string name) => _ => new XmlElement(name, "urn:test");
+    private static Func<Starling.Server.Sessions.C2sStream, XmlElement?> Feature(string name) => _ => new XmlElement(name, "urn:test");
 
     [Fact]
     public void Features_of_a_stage_come_in_order_and_equal_orders_keep_registration_order()

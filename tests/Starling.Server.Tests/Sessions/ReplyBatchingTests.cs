@@ -17,7 +17,7 @@ public sealed class ReplyBatchingTests
     {
         await using var server = await TestServer.StartAsync();
         await using var connection = new MemoryConnection();
-        var session = new C2sSession(server.Server, connection.Context).RunAsync();
+        var session = new C2sStream(server.Server, connection.Context).RunAsync();
 
         await connection.SendAsync($"<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='{TestServer.Domain}' version='1.0'>");
         string text = await connection.ReceiveUntilAsync("</stream:features>");

@@ -20,6 +20,12 @@ namespace Starling.Server.Modules.Offline;
 /// under one configuration still loads after the limits were lowered, and the serialiser's growth (escaping, namespace
 /// declarations) cannot push it past a limit. Delivery reads pages, not the whole backlog; a row that still does not
 /// parse is moved to quarantine with one log line, so it neither blocks delivery nor counts against the quota.
+///
+/// With XEP-0198 on the session (<see cref="C2sSession.Acknowledgements"/>), a row is deleted only once the client
+/// acknowledged its message; a session that ends first leaves the row stored, so it comes again at the next login
+/// (never lost, and never stored a second time: stream management does not re-route what has a row). Rows on their
+/// way to such a session are skipped by other deliveries meanwhile. Without stream management — or when the client
+/// enables it only after its initial presence started the delivery — rows are deleted once queued, as before.
 /// </remarks>
 public sealed class OfflineModule : IModule
 {
@@ -32,6 +38,8 @@ public sealed class OfflineModule : IModule
     // One delivery at a time per account (two resources coming online together must not both get the messages):
     // a fixed set of striped locks, so the set does not grow with the number of accounts ever seen.
     private readonly SemaphoreSlim[] _deliveryLocks = CreateLocks(64);
+    // Rows delivered to a stream-management session and not acknowledged yet (row ids are unique in the table).
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<long, byte> _awaitingAck = new();
     private ModuleContext _context = null!;
     private int _quota;
     private long _quotaBytes;
@@ -90,7 +98,7 @@ public sealed class OfflineModule : IModule
     /// The message as it will be delivered: XEP-0203 delay stamped with when the server first received it, unless the
     /// message already carries one. A copy when a delay is added — routed stanzas are shared.
     /// </summary>
-    private static XmlElement WithDelay(XmlElement message, string domain, DateTimeOffset receivedAt)
+    internal static XmlElement WithDelay(XmlElement message, string domain, DateTimeOffset receivedAt)
     {
         if (message.Element("delay", Namespaces.Delay) is not null) return message;
         var copy = message.Clone();
@@ -123,9 +131,18 @@ public sealed class OfflineModule : IModule
         return locks;
     }
 
-    private async ValueTask DeliverAsync(C2sSession session)
+    private ValueTask DeliverAsync(C2sSession session)
     {
-        if (session.Priority < 0) return; // XEP-0160 §3: only to a resource with non-negative priority
+        if (session.Priority < 0) return ValueTask.CompletedTask; // XEP-0160 §3: only to a resource with non-negative priority
+        if (session.Acknowledgements is null) return DeliverBacklogAsync(session);
+        // With XEP-0198 the delivery is paced by the client's acks, which the session's read loop must be free to read:
+        // it runs beside it (one delivery per account at a time still, through the account's lock).
+        _ = Task.Run(() => DeliverBacklogAsync(session).AsTask());
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask DeliverBacklogAsync(C2sSession session)
+    {
         var jid = session.Jid!;
         var gate = _deliveryLocks[(jid.Bare.GetHashCode() & int.MaxValue) % _deliveryLocks.Length];
         await gate.WaitAsync();
@@ -143,9 +160,11 @@ public sealed class OfflineModule : IModule
                 if (page.Count == 0) break;
                 delivered.Clear();
                 bool closing = false;
+                int tracked = 0;
                 foreach (var stored in page)
                 {
                     after = stored.Id;
+                    if (_awaitingAck.ContainsKey(stored.Id)) continue; // on its way to another resource, waiting for its ack
                     XmlElement message;
                     try
                     {
@@ -165,11 +184,27 @@ public sealed class OfflineModule : IModule
                     // the client cut off as a slow reader (and the backlog re-stored) at every login. A client that stops
                     // reading keeps the rest stored for its next session.
                     if (!session.HasQueueRoom && !await session.WaitForQueueRoomAsync(QueueRoomTimeout)) { closing = true; break; }
+                    if (session.Acknowledgements is { } acks)
+                    {
+                        // XEP-0198: the row goes when the client acknowledges the message (RowReceipt), not now.
+                        if (!_awaitingAck.TryAdd(stored.Id, 0)) continue;
+                        if (!acks.Deliver(session, message, new RowReceipt(this, jid.Bare, stored.Id)))
+                        {
+                            _awaitingAck.TryRemove(stored.Id, out _);
+                            closing = true;
+                            break;
+                        }
+                        tracked++;
+                        continue;
+                    }
                     if (!session.Deliver(message)) { closing = true; break; } // session closing: the rest stays stored
                     delivered.Add(stored.Id);
                 }
                 if (delivered.Count > 0) await store.DeleteAsync(jid.Domain, jid.Local!, delivered);
-                total += delivered.Count;
+                total += delivered.Count + tracked;
+                // Paced by the client's acks too: the session's unacknowledged queue is bounded (Modules:sm:MaxUnackedStanzas),
+                // so a backlog longer than it must wait for acks rather than get the session ended at every login.
+                if (tracked > 0 && session.Acknowledgements is { } pacing && !await pacing.WaitForAcknowledgementAsync(QueueRoomTimeout)) closing = true;
                 if (closing || page.Count < PageSize) break;
             }
             _context.Logger.LogDebug("delivered {Count} offline messages to {Jid}", total, jid);
@@ -182,6 +217,32 @@ public sealed class OfflineModule : IModule
         finally
         {
             gate.Release();
+        }
+    }
+
+    /// <summary>A row delivered to a XEP-0198 session: deleted when the client acknowledges it, kept when the session ends first.</summary>
+    private sealed class RowReceipt(OfflineModule module, Jid bare, long id) : IDeliveryReceipt
+    {
+        public void Acknowledged() => _ = module.DeleteAcknowledgedAsync(bare, id);
+
+        public void Unacknowledged() => module._awaitingAck.TryRemove(id, out _);
+    }
+
+    private async Task DeleteAcknowledgedAsync(Jid bare, long id)
+    {
+        try
+        {
+            await _context.Server.Storage.Offline.DeleteAsync(bare.Domain, bare.Local!, [id]);
+        }
+        catch (Exception ex)
+        {
+            // Not deleted: it is delivered again next time (a duplicate rather than a loss).
+            StorageFailure.Log(_context.Logger, ex, "deleting an acknowledged offline message", bare);
+        }
+        finally
+        {
+            // Only now: until the delete is done another delivery must not pick the row up again.
+            _awaitingAck.TryRemove(id, out _);
         }
     }
 

@@ -71,11 +71,12 @@ public sealed class ReadBudgetTests
         await RawSocket.AssertNormalClientsLogInAndChatAsync(server);
     }
 
-    private static C2sSession FindSession(TestServer server, string resource)
+    /// <summary>The TCP stream under the session bound to <paramref name="resource"/> (what the read budget applies to).</summary>
+    private static C2sStream FindSession(TestServer server, string resource)
     {
         foreach (var s in server.Server.Sessions.GetSessions(Jid.Parse("alice@localhost")))
         {
-            if (s.Jid?.Resource == resource) return s;
+            if (s.Jid?.Resource == resource) return (C2sStream)s.Transport!;
         }
         throw new InvalidOperationException("no session " + resource);
     }
