@@ -49,22 +49,40 @@ public sealed class NoMessageLostTests : IAsyncLifetime
         _dir.Delete(recursive: true);
     }
 
+    /// <summary>The cuts and a graceful restart while the receiver is connected (it gets &lt;system-shutdown/&gt;).</summary>
     [Fact]
     public async Task Every_acknowledged_message_arrives_exactly_once_through_resets_silent_drops_and_a_graceful_restart()
     {
-        var run = await RunAsync(Plan(MessageCount, [RestartKind.Graceful], [CutKind.Reset, CutKind.SilentDrop]), Acking.StreamManagement, Acking.StreamManagement);
+        var run = await RunAsync(Plan(MessageCount, [new Restart(0, RestartKind.Graceful, ReceiverAway: false)]), Acking.StreamManagement, Acking.StreamManagement);
         AssertPromiseHeld(run);
     }
 
     /// <summary>
-    /// The whole proof as the issue states it. A SIGKILL loses what lives only in memory: a message the server
-    /// acknowledged to the sender while it sat in the receiver's unacknowledged queue (not yet stored) is lost unless
-    /// the server acknowledges to the sender only once the message is settled (acknowledged by the receiver or stored).
+    /// A graceful restart while the receiver is away: its connection was dropped silently just before, so the server
+    /// still holds its session with the messages written into the dead connection, and the last few the receiver did
+    /// get but had not acknowledged yet (the server asks every Modules:sm:RequestAckEvery stanzas).
     /// </summary>
-    [Fact]
+    [KnownServerFailureFact("a graceful restart while the receiver is away duplicates the messages it received but had not acknowledged yet: "
+        + "the server stores the session's whole unacknowledged queue offline at shutdown, the resume after the restart fails (item-not-found) "
+        + "and the h the client sent in <resume/> is not used to drop the ones it had")]
+    public async Task Every_acknowledged_message_arrives_exactly_once_when_the_server_restarts_gracefully_while_the_receiver_is_away()
+    {
+        var run = await RunAsync(Plan(MessageCount, [new Restart(0, RestartKind.Graceful, ReceiverAway: true)]), Acking.StreamManagement, Acking.StreamManagement);
+        AssertPromiseHeld(run);
+    }
+
+    /// <summary>
+    /// The whole proof as the issue states it: the cuts, a graceful restart, and a SIGKILL while the receiver is away.
+    /// A SIGKILL loses what lives only in memory: a message the server acknowledged to the sender while it sat in the
+    /// receiver's unacknowledged queue (not stored) is lost unless the server acknowledges to the sender only once the
+    /// message is settled (acknowledged by the receiver, or stored).
+    /// </summary>
+    [KnownServerFailureFact("SIGKILL loses the messages acknowledged to the sender that were only in the receiver's in-memory unacknowledged queue "
+        + "(the sender's <a h/> does not wait until a message is settled)")]
     public async Task Every_acknowledged_message_arrives_exactly_once_through_resets_silent_drops_a_graceful_restart_and_a_sigkill()
     {
-        var run = await RunAsync(Plan(MessageCount, [RestartKind.Graceful, RestartKind.Kill], [CutKind.Reset, CutKind.SilentDrop]), Acking.StreamManagement, Acking.StreamManagement);
+        var run = await RunAsync(Plan(MessageCount, [new Restart(0, RestartKind.Graceful, ReceiverAway: false), new Restart(0, RestartKind.Kill, ReceiverAway: true)]),
+            Acking.StreamManagement, Acking.StreamManagement);
         AssertPromiseHeld(run);
     }
 
@@ -77,7 +95,7 @@ public sealed class NoMessageLostTests : IAsyncLifetime
     [Fact]
     public async Task Without_stream_management_on_the_receiver_the_ledger_reports_messages_written_into_a_dropped_connection_as_missing()
     {
-        var schedule = Plan(600, [], [CutKind.SilentDrop]);
+        var schedule = Plan(600, [], CutKind.SilentDrop);
         // The receiver comes back only after 3 s: until its new session replaces the old one, the server keeps
         // writing into the dropped connection (it notices the silence after 4 s at the earliest).
         schedule = schedule with { Cuts = schedule.Cuts.ConvertAll(c => c with { ReconnectDelay = TimeSpan.FromSeconds(3) }) };
@@ -114,13 +132,21 @@ public sealed class NoMessageLostTests : IAsyncLifetime
     /// <summary>A cut before message <paramref name="At"/> is sent; the receiver reconnects after <paramref name="ReconnectDelay"/>.</summary>
     public sealed record Cut(int At, CutKind Kind, TimeSpan ReconnectDelay);
 
-    public sealed record Restart(int At, RestartKind Kind);
+    /// <summary>
+    /// A restart before message <paramref name="At"/>; <paramref name="ReceiverAway"/>: the receiver's connection is
+    /// dropped silently <see cref="AwayLead"/> messages before and it stays away through the restart; otherwise the
+    /// restart waits until the receiver is connected.
+    /// </summary>
+    public sealed record Restart(int At, RestartKind Kind, bool ReceiverAway);
+
+    /// <summary>Messages between the silent drop and the restart of a <see cref="Restart.ReceiverAway"/> restart (about half a second).</summary>
+    private const int AwayLead = 30;
 
     public sealed record Schedule(int Seed, int Count, List<Cut> Cuts, List<Restart> Restarts)
     {
         public override string ToString() =>
             $"seed {Seed}, N {Count}; cuts before messages: {string.Join(", ", Cuts.ConvertAll(c => $"{c.At} {(c.Kind == CutKind.Reset ? "RST" : "drop")}" + (c.Kind == CutKind.SilentDrop ? $" (back after {c.ReconnectDelay.TotalMilliseconds:F0} ms)" : "")))}; "
-            + $"restarts before messages: {string.Join(", ", Restarts.ConvertAll(r => $"{r.At} {(r.Kind == RestartKind.Graceful ? "SIGTERM" : "SIGKILL")}"))}";
+            + $"restarts before messages: {string.Join(", ", Restarts.ConvertAll(r => $"{r.At} {(r.Kind == RestartKind.Graceful ? "SIGTERM" : "SIGKILL")} ({(r.ReceiverAway ? "receiver away" : "receiver connected")})"))}";
     }
 
     /// <summary>
@@ -128,8 +154,9 @@ public sealed class NoMessageLostTests : IAsyncLifetime
     /// drop the receiver comes back within 0–8 s, so sometimes before the server noticed (4–9 s, see
     /// <see cref="StartServerAsync"/>) and sometimes after. Restarts spread evenly, not closer than 50 messages to a cut.
     /// </summary>
-    private static Schedule Plan(int count, RestartKind[] restarts, CutKind[] kinds)
+    private static Schedule Plan(int count, Restart[] restarts, params CutKind[] kinds)
     {
+        if (kinds.Length == 0) kinds = [CutKind.Reset, CutKind.SilentDrop];
         string? fixedSeed = Environment.GetEnvironmentVariable("STARLING_PROOF_SEED");
         int seed = fixedSeed is null ? Random.Shared.Next() : int.Parse(fixedSeed, CultureInfo.InvariantCulture);
         var random = new Random(seed);
@@ -148,7 +175,7 @@ public sealed class NoMessageLostTests : IAsyncLifetime
             {
                 if (Math.Abs(cut.At - at) < 50) at = cut.At + 50;
             }
-            planned.Add(new Restart(at, restarts[i]));
+            planned.Add(restarts[i] with { At = at });
         }
         return new Schedule(seed, count, cuts, planned);
     }
@@ -240,7 +267,15 @@ public sealed class NoMessageLostTests : IAsyncLifetime
                     postponed++;
                 }
             }
-            if (nextRestart < schedule.Restarts.Count && schedule.Restarts[nextRestart].At == n)
+            if (nextRestart < schedule.Restarts.Count && schedule.Restarts[nextRestart] is { ReceiverAway: true } away && away.At - AwayLead == n && receiver.IsOnline)
+            {
+                // Away well past the restart: it comes back to a server that no longer knows its session.
+                receiver.NextReconnectDelay = TimeSpan.FromSeconds(4);
+                proxy.SilentDrop();
+                drops++;
+                _output.WriteLine($"{clock.Elapsed.TotalSeconds:F1} s: silent drop before message {n} (the receiver stays away through the restart)");
+            }
+            if (nextRestart < schedule.Restarts.Count && schedule.Restarts[nextRestart].At <= n && (schedule.Restarts[nextRestart].ReceiverAway || receiver.IsOnline))
             {
                 var restart = schedule.Restarts[nextRestart++];
                 _output.WriteLine($"{clock.Elapsed.TotalSeconds:F1} s: {(restart.Kind == RestartKind.Graceful ? "SIGTERM" : "SIGKILL")} before message {n}");
