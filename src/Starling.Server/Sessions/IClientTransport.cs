@@ -74,6 +74,9 @@ public interface IStanzaAcknowledgements
     /// <summary>Delivers <paramref name="stanza"/>, completing <paramref name="receipt"/> later. False: not taken (the session ended).</summary>
     bool Deliver(C2sSession session, XmlElement stanza, IDeliveryReceipt receipt);
 
+    /// <summary>True while the unacknowledged queue is at most half full: room for a producer of a long run (offline delivery).</summary>
+    bool HasRoom { get; }
+
     /// <summary>Asks the client for an acknowledgement now (&lt;r/&gt;), e.g. after a run of offline messages.</summary>
     void RequestAck(C2sSession session);
 

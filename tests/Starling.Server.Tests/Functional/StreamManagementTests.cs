@@ -382,6 +382,30 @@ public sealed class StreamManagementTests
     }
 
     [Fact]
+    public async Task An_offline_backlog_longer_than_the_unacked_bound_is_paced_by_the_acks_and_deleted_once_all_are_acknowledged()
+    {
+        await using var server = await TestServer.StartWithAliceAndBobAsync("--Modules:sm:MaxUnackedStanzas=20");
+        var bob = await server.LoginAsync("bob", "b");
+        for (int i = 0; i < 60; i++) await SendChatAsync(bob, "alice@localhost", "backlog " + i);
+        await bob.SyncAsync();
+        Assert.Equal(60, await OfflineCountAsync(server, "alice"));
+
+        var alice = await LoginSmAsync(server, "alice", "phone");
+        var got = new HashSet<string>();
+        while (got.Count < 60)
+        {
+            var e = await alice.Client.ExpectAsync(e => (e.Name == "r" && e.Namespace == Sm) || (e.Name == "message" && e.ElementText("body", Namespaces.Client)?.StartsWith("backlog ", StringComparison.Ordinal) == true),
+                "a stored message or an ack request");
+            if (e.Name == "r") await alice.Client.SendAckAsync(alice.H);
+            else Assert.True(got.Add(e.ElementText("body", Namespaces.Client)!), $"{e} twice");
+        }
+        await alice.Client.SendAckAsync(alice.H);
+
+        await EventuallyAsync(async () => await OfflineCountAsync(server, "alice") == 0, "every row deleted after its ack");
+        Assert.False(Session(server, "alice@localhost/phone")!.IsClosed); // never cut off for leaving too much unacknowledged
+    }
+
+    [Fact]
     public async Task A_graceful_shutdown_stores_what_hibernating_and_live_sessions_left_unacknowledged()
     {
         await using var server = await TestServer.StartWithAliceAndBobAsync();

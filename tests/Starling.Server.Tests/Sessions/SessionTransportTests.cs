@@ -73,6 +73,33 @@ public sealed class SessionTransportTests
         Assert.Equal(["two"], second.Sent.Select(e => e.ElementText("body", Namespaces.Client)));
     }
 
+    private sealed class CountingReceipt : IDeliveryReceipt
+    {
+        public int Acknowledgements;
+        public int Refusals;
+
+        public void Acknowledged() => Acknowledgements++;
+
+        public void Unacknowledged() => Refusals++;
+    }
+
+    [Fact]
+    public async Task Tracked_delivery_without_stream_management_completes_once_queued_and_not_at_all_when_refused()
+    {
+        await using var server = await TestServer.StartAsync();
+        var transport = new RecordingTransport("t");
+        var session = new C2sSession(server.Server, transport, TestServer.Domain, null);
+        var receipt = new CountingReceipt();
+
+        Assert.True(session.DeliverTracked(Message("queued"), receipt));
+        Assert.Equal(1, receipt.Acknowledgements);
+
+        transport.Close("system-shutdown");
+        Assert.False(session.DeliverTracked(Message("refused"), receipt)); // the caller keeps it (the offline row stays)
+        Assert.Equal(1, receipt.Acknowledgements);
+        Assert.Equal(0, receipt.Refusals);
+    }
+
     [Fact]
     public async Task A_nonza_allowed_before_binding_reaches_its_handler_with_the_negotiating_stream_and_not_after_binding()
     {

@@ -186,6 +186,9 @@ public sealed class OfflineModule : IModule
                     if (!session.HasQueueRoom && !await session.WaitForQueueRoomAsync(QueueRoomTimeout)) { closing = true; break; }
                     if (session.Acknowledgements is { } acks)
                     {
+                        // Paced by the client's acks too: the unacknowledged queue is bounded (Modules:sm:MaxUnackedStanzas), so
+                        // a backlog longer than it waits for acks rather than get the session ended at every login.
+                        if (!acks.HasRoom && !await acks.WaitForAcknowledgementAsync(QueueRoomTimeout)) { closing = true; break; }
                         // XEP-0198: the row goes when the client acknowledges the message (RowReceipt), not now.
                         if (!_awaitingAck.TryAdd(stored.Id, 0)) continue;
                         if (!acks.Deliver(session, message, new RowReceipt(this, jid.Bare, stored.Id)))
@@ -202,9 +205,7 @@ public sealed class OfflineModule : IModule
                 }
                 if (delivered.Count > 0) await store.DeleteAsync(jid.Domain, jid.Local!, delivered);
                 total += delivered.Count + tracked;
-                // Paced by the client's acks too: the session's unacknowledged queue is bounded (Modules:sm:MaxUnackedStanzas),
-                // so a backlog longer than it must wait for acks rather than get the session ended at every login.
-                if (tracked > 0 && session.Acknowledgements is { } pacing && !await pacing.WaitForAcknowledgementAsync(QueueRoomTimeout)) closing = true;
+                if (tracked > 0) session.Acknowledgements?.RequestAck(session); // the last few of a run would otherwise wait for more traffic
                 if (closing || page.Count < PageSize) break;
             }
             _context.Logger.LogDebug("delivered {Count} offline messages to {Jid}", total, jid);

@@ -67,6 +67,14 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
         }
     }
 
+    public bool HasRoom
+    {
+        get
+        {
+            lock (_sync) return _count <= _module.Options.MaxUnackedStanzas / 2 && _bytes <= _module.MaxQueueBytes / 2;
+        }
+    }
+
     internal int UnackedCount
     {
         get
@@ -202,15 +210,24 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
     {
         List<IDeliveryReceipt>? acknowledged = null;
         uint sent;
+        bool valid;
         lock (_sync)
         {
             sent = _sent;
-            if (!TrimTo(h, ref acknowledged)) goto TooHigh;
-            _requestPending = false;
+            valid = TrimTo(h, ref acknowledged);
+            if (valid)
+            {
+                _requestPending = false;
+                // Ask again at once when enough went out while the last request was pending, or someone waits for the queue
+                // to drain (no further stanza may come to trigger a request).
+                if (_phase == Phase.Live && _count > 0 && (_drained is not null || _sent - _sentAtLastRequest >= (uint)_module.Options.RequestAckEvery)) SendRequest();
+            }
         }
-        Complete(acknowledged);
-        return;
-    TooHigh:
+        if (valid)
+        {
+            Complete(acknowledged);
+            return;
+        }
         _module.Context.Logger.LogInformation("{Connection}: {Jid} acknowledged {H} stanzas, {Sent} were sent", Session.ConnectionId, Session.Jid, h, sent);
         Session.Close(StreamErrors.UndefinedCondition, "acknowledged more stanzas than were sent", StreamManagementModule.HandledCountTooHigh(h, sent));
     }
