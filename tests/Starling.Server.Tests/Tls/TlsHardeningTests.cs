@@ -13,14 +13,9 @@ namespace Starling.Server.Tests.Tls;
 /// <summary>
 /// Issue #13, item 13 (TLS) against a running in-process server: the full chain is sent, weak cipher suites are
 /// refused, tls-exporter channel binding (RFC 9266) works beside tls-server-end-point, the SCRAM server-first-message
-/// carries the XEP-0474 hash, and certificates are reloaded without a restart. After each attack a normal client still
-/// logs in and chats.
+/// carries the XEP-0474 hash, and certificates are reloaded without a restart (SIGHUP itself: tests/Starling.Cli.Tests,
+/// SighupTests, against a real process). After each attack a normal client still logs in and chats.
 /// </summary>
-/// <remarks>
-/// Not run beside other tests: the SIGHUP test signals the whole test process, and servers of parallel tests starting
-/// and stopping meanwhile register and release the process's SIGHUP handling (a test-host crash was seen once).
-/// </remarks>
-[Collection(ProcessSignals.Collection)]
 public sealed partial class TlsHardeningTests
 {
     private static string TempDirectory() => Path.Combine(Path.GetTempPath(), "starling-tls-" + Guid.NewGuid().ToString("N"));
@@ -429,52 +424,4 @@ public sealed partial class TlsHardeningTests
             Directory.Delete(dir, recursive: true);
         }
     }
-
-    [Fact]
-    public async Task Sighup_reloads_the_certificates_of_the_running_server()
-    {
-        var dir = TempDirectory();
-        Directory.CreateDirectory(dir);
-        try
-        {
-            var certPath = Path.Combine(dir, "host.crt");
-            var keyPath = Path.Combine(dir, "host.key");
-            TlsTestKit.WriteSelfSigned(certPath, keyPath, "first");
-            await using var server = await TestServer.StartAsync("--Hosts:0:RequireEncryption=true", "--Hosts:0:Certificate=" + certPath, "--Hosts:0:Key=" + keyPath);
-            if (Starling.Server.Hosting.StarlingHost.SighupIgnoredAtStart())
-            {
-                // The tests run under nohup (SIGHUP ignored from the start stays ignored): the server must say that
-                // SIGHUP reloads nothing, rather than ignore it silently.
-                Assert.Contains(server.Logs.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("SIGHUP is ignored", StringComparison.Ordinal));
-                return;
-            }
-            var second = TlsTestKit.WriteSelfSigned(certPath, keyPath, "second");
-
-            using (var kill = System.Diagnostics.Process.Start("kill", ["-HUP", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await kill.WaitForExitAsync();
-            }
-            // The reload runs off the signal thread: wait for it (generously; it takes milliseconds).
-            var deadline = DateTime.UtcNow.AddSeconds(30);
-            while (!server.Server.Certificates.Get("localhost")!.Certificate.RawData.AsSpan().SequenceEqual(second) && DateTime.UtcNow < deadline)
-                await Task.Delay(50);
-
-            var client = await server.ConnectAsync();
-            await client.OpenStreamAsync();
-            await client.StartTlsAsync();
-            Assert.Equal(second, client.Tls!.RemoteCertificate!.GetRawCertData());
-            await AssertNormalClientsLoginAndChatAsync(server);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
-}
-
-/// <summary>Tests that send signals to the test process run alone (xunit runs such a collection after the others).</summary>
-[CollectionDefinition(Collection, DisableParallelization = true)]
-public sealed class ProcessSignals
-{
-    public const string Collection = "Process signals";
 }
