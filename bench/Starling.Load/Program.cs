@@ -28,7 +28,7 @@ const string Usage = """
       --server-pid PID (repeatable) --server-name NAME (RSS/CPU of matching processes) --progress s [5] --label TEXT
     chat:   --rate R [500] --search --search-factor [1.5] --search-step R --search-max-steps [12] --p99-limit-ms [100]
             --body-bytes [64] --seed [12345] --protocol xmpp|relay
-    login:  --keep (keep sessions open until all have logged in), --cold (measure first logins: no warm pass)
+    login:  --keep (keep sessions open until all have logged in), --cold (measure first logins: no warm pass; also fanout)
     all:    --no-key-cache (derive SCRAM keys at every login; default: cached per user like reconnecting clients)
     soak:   --rate R --churn-users [1000] --churn-rate [10] --session-seconds [20] --sample [60] --max-rss-growth [10]
             (churn users are user{first+users}...; --warmup is the RSS baseline time)
@@ -39,6 +39,7 @@ const string Usage = """
             the user opposite) subscribes both ways (subscribe -> subscribed -> subscribe back -> subscribed) within
             --timeout s; a fanout-provision line (pairs approved, seconds, a sampled roster get); then all log out
             and the measured phase runs (--drain s later). --provision-only: stop after provisioning
+            measured phase: an unmeasured login pass without presence fills the SCRAM key cache first (--cold: none)
 
     Exit codes: 0 ran, 2 bad usage, 3 setup failure (nobody could connect or log in).
     """;
