@@ -358,39 +358,48 @@ internal static class FanoutScenario
     }
 
     /// <summary>
-    /// Roster get (RFC 6121 §2.1.3) by the first, middle and last user: how many of its partners the server lists with
-    /// subscription='both', out of how many expected.
+    /// Roster get (RFC 6121 §2.1.3) by the first, middle and last user, in parallel: how many of its partners the server
+    /// lists with subscription='both', out of how many expected. Each answer is awaited at most 30 s (or --timeout if
+    /// shorter): a server still working through a backlog after a timed-out phase must not hold the run for long.
     /// </summary>
     private static async Task<(int Both, int Total, string Users)> VerifyRostersAsync(LoadOptions o, LoginRun run, int contacts,
         Dictionary<string, int> indexOf, CancellationToken ct)
     {
         int n = o.Users;
-        int both = 0, total = 0;
-        var names = new List<string>();
+        var wait = TimeSpan.FromSeconds(Math.Min(30, o.Timeout));
+        var samples = new List<(XmppClient Client, Task<int> Both)>();
         foreach (int i in new SortedSet<int> { 0, n / 2, n - 1 })
         {
             var c = run.Clients[i];
             if (c is null || c.Closed) continue;
-            names.Add(c.User);
-            total += contacts;
+            samples.Add((c, CountBothAsync(c, i)));
+        }
+        int both = 0;
+        foreach (var (_, count) in samples) both += await count;
+        return (both, samples.Count * contacts, string.Join(",", samples.Select(x => x.Client.User)));
+
+        async Task<int> CountBothAsync(XmppClient c, int i)
+        {
             var answer = new TaskCompletionSource<XmlElement>(TaskCreationOptions.RunContinuationsAsynchronously);
             c.OnIqResponse = (_, iq) =>
             {
                 if (iq.GetAttribute("id") == "verify-roster") answer.TrySetResult(iq);
             };
-            if (!await c.SendQuietlyAsync("<iq type='get' id='verify-roster'><query xmlns='jabber:iq:roster'/></iq>"u8.ToArray())) continue;
+            if (!await c.SendQuietlyAsync("<iq type='get' id='verify-roster'><query xmlns='jabber:iq:roster'/></iq>"u8.ToArray())) return 0;
             XmlElement iq;
             try
             {
-                iq = await answer.Task.WaitAsync(TimeSpan.FromSeconds(o.Timeout), ct);
+                iq = await answer.Task.WaitAsync(wait, ct);
             }
             catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
             {
-                continue;
+                Reporter.Progress($"fanout --subscribe: no roster from {c.User} within {wait.TotalSeconds:F0} s");
+                return 0;
             }
-            var seen = new bool[contacts];
             var query = iq.Element("query", Namespaces.Roster);
-            if (query is null) continue;
+            if (query is null) return 0;
+            var seen = new bool[contacts];
+            int count = 0;
             foreach (var item in query.Elements("item", Namespaces.Roster))
             {
                 if (item.GetAttribute("subscription") != "both") continue;
@@ -399,11 +408,11 @@ internal static class FanoutScenario
                 if (slot >= 0 && !seen[slot])
                 {
                     seen[slot] = true;
-                    both++;
+                    count++;
                 }
             }
+            return count;
         }
-        return (both, total, string.Join(",", names));
     }
 
     /// <summary>The measured phase: all log in and send initial presence; every presence received is counted.</summary>
