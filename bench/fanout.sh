@@ -8,16 +8,16 @@
 # server's log next to them, facts.txt (commit, machine, load average before and after) and summary.txt (median
 # presences/s per server and the ratio of Starling to the better reference server).
 #
-#   bench/fanout.sh          env: SERVERS="starling prosody ejabberd" USERS=600 CONTACTS=20 REPEATS=3 WINDOW=3
-#                                 CONCURRENCY=50 SUB_TIMEOUT=300 PORT=15900 STARLING_BUILD=native|jit
+#   bench/fanout.sh          env: SERVERS="starling prosody ejabberd" USERS=500 CONTACTS=20 REPEATS=3 WINDOW=3
+#                                 CONCURRENCY=50 SUB_TIMEOUT=420 PORT=15900 STARLING_BUILD=native|jit
 #                                 STARLING_BIN=DIR: use the build in DIR (from `bench/servers/starling.sh build X`: X/bin)
 #                                 NO_BUILD=1: use the load generator as built (bench/Starling.Load, Release)
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 SERVERS=${SERVERS:-starling prosody ejabberd}
-USERS=${USERS:-600}; CONTACTS=${CONTACTS:-20}; REPEATS=${REPEATS:-3}; WINDOW=${WINDOW:-3}
-CONCURRENCY=${CONCURRENCY:-50}; SUB_TIMEOUT=${SUB_TIMEOUT:-300}; PORT=${PORT:-15900}
+USERS=${USERS:-500}; CONTACTS=${CONTACTS:-20}; REPEATS=${REPEATS:-3}; WINDOW=${WINDOW:-3}
+CONCURRENCY=${CONCURRENCY:-50}; SUB_TIMEOUT=${SUB_TIMEOUT:-420}; PORT=${PORT:-15900}
 export STARLING_BUILD=${STARLING_BUILD:-native}
 DOMAIN=fanout.local
 RESULTS=${RESULTS:-$REPO/bench/results/fanout-$(date -u +%Y%m%dT%H%M%SZ)}
