@@ -53,6 +53,12 @@ internal sealed class LoadOptions
     public ChatProtocol Protocol { get; set; } = ChatProtocol.Xmpp;
     public int Contacts { get; set; } = 100;
     public bool ProvisionRosters { get; set; }
+
+    /// <summary>fanout: approve the ring of contacts through presence subscriptions (RFC 6121 §3) before measuring.</summary>
+    public bool Subscribe { get; set; }
+
+    /// <summary>fanout: stop after the provisioning phase (--provision-rosters and/or --subscribe).</summary>
+    public bool ProvisionOnly { get; set; }
     public double Window { get; set; } = 5;
     public double ProgressSeconds { get; set; } = 5;
     public string Resource { get; set; } = "load";
@@ -165,6 +171,8 @@ internal sealed class LoadOptions
                     break;
                 case "--contacts": o.Contacts = Int(); break;
                 case "--provision-rosters": o.ProvisionRosters = true; break;
+                case "--subscribe": o.Subscribe = true; break;
+                case "--provision-only": o.ProvisionOnly = true; break;
                 case "--window": o.Window = Dbl(); break;
                 case "--progress": o.ProgressSeconds = Dbl(); break;
                 case "--resource": o.Resource = Value(); break;
@@ -193,6 +201,10 @@ internal sealed class LoadOptions
         if (o.ChurnUsers < 0 || o.ChurnRate < 0 || o.SessionSeconds <= 0 || o.SampleSeconds <= 0)
             throw new ArgumentException("--churn-users and --churn-rate must be >= 0, --session-seconds and --sample > 0");
         if (o.BurstLogins < 0 || o.BurstEvery <= 0) throw new ArgumentException("--burst-logins must be >= 0 and --burst-every > 0");
+        if (o.Subscribe && RingPairing.Validate(o.Users, Math.Min(o.Contacts, o.Users - 1)) is string why)
+            throw new ArgumentException("--subscribe: " + why);
+        if (o.ProvisionOnly && !o.Subscribe && !o.ProvisionRosters)
+            throw new ArgumentException("--provision-only needs --subscribe or --provision-rosters");
         if (o.BodyBytes < 24) throw new ArgumentException("--body-bytes must be >= 24 (sequence number and timestamp)");
         return o;
     }

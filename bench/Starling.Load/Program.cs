@@ -15,7 +15,8 @@ const string Usage = """
                        a line per --sample s window (delivered, lost, p99, logins, server RSS/CPU) and a pass/fail summary
                        (peak RSS over the last 5 min within --max-rss-growth % of the peak over the 5 min after --warmup,
                        no loss, no failed login; RSS read every second)
-      fanout           users log in and send presence; presences received/s (--provision-rosters: add --contacts items first)
+      fanout           users log in and send presence; presences received/s (--provision-rosters: add --contacts items first;
+                       --subscribe: first approve --contacts subscriptions per user through the protocol, state 'both')
       relay serve      minimal TCP relay (the routing floor); serves --duration s (default 300)
       relay chat       = chat --protocol relay
 
@@ -27,13 +28,18 @@ const string Usage = """
       --server-pid PID (repeatable) --server-name NAME (RSS/CPU of matching processes) --progress s [5] --label TEXT
     chat:   --rate R [500] --search --search-factor [1.5] --search-step R --search-max-steps [12] --p99-limit-ms [100]
             --body-bytes [64] --seed [12345] --protocol xmpp|relay
-    login:  --keep (keep sessions open until all have logged in), --cold (measure first logins: no warm pass)
+    login:  --keep (keep sessions open until all have logged in), --cold (measure first logins: no warm pass; also fanout)
     all:    --no-key-cache (derive SCRAM keys at every login; default: cached per user like reconnecting clients)
     soak:   --rate R --churn-users [1000] --churn-rate [10] --session-seconds [20] --sample [60] --max-rss-growth [10]
             (churn users are user{first+users}...; --warmup is the RSS baseline time)
             --burst-logins N --burst-every [30]: instead of the steady churn, N churn users log in at once (--concurrency
             at a time) every --burst-every s and stay --session-seconds: the tail latency of the chat right after bursts
     fanout: --contacts [100] --provision-rosters --window s [5]
+            --subscribe: all users online, each pair of a ring (user i with i±1..i±contacts/2; an odd --contacts adds
+            the user opposite) subscribes both ways (subscribe -> subscribed -> subscribe back -> subscribed) within
+            --timeout s; a fanout-provision line (pairs approved, seconds, a sampled roster get); then all log out
+            and the measured phase runs (--drain s later). --provision-only: stop after provisioning
+            measured phase: an unmeasured login pass without presence fills the SCRAM key cache first (--cold: none)
 
     Exit codes: 0 ran, 2 bad usage, 3 setup failure (nobody could connect or log in).
     """;
@@ -94,7 +100,7 @@ try
         "login" => await Scenarios.LoginAsync(options, reporter, cts.Token),
         "idle" => await Scenarios.IdleAsync(options, reporter, cts.Token),
         "chat" => await ChatScenario.RunAsync(options, reporter, cts.Token),
-        "fanout" => await Scenarios.FanoutAsync(options, reporter, cts.Token),
+        "fanout" => await FanoutScenario.RunAsync(options, reporter, cts.Token),
         "flood" => await FloodScenario.RunAsync(options, reporter, cts.Token),
         "soak" => await SoakScenario.RunAsync(options, reporter, cts.Token),
         "relay-serve" => await RelayServer.ServeCommandAsync(options),

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text;
 
 namespace Starling.Load;
 
@@ -114,97 +113,4 @@ internal static class Scenarios
     }
 
     private static string Fmt(long? bytes) => bytes is long b ? (b / Mb).ToString("F1", CultureInfo.InvariantCulture) : "?";
-
-    /// <summary>
-    /// `fanout`: every user logs in and sends initial presence; counts presence stanzas received by all users from the
-    /// first login until --window seconds after the last one. --provision-rosters first gives each user --contacts roster
-    /// items (plain roster sets: subscription 'none' unless the server does subscription handling).
-    /// </summary>
-    public static async Task<int> FanoutAsync(LoadOptions o, Reporter reporter, CancellationToken ct)
-    {
-        var server = await LoginPool.ResolveAsync(o);
-        int contacts = Math.Min(o.Contacts, o.Users - 1);
-
-        if (o.ProvisionRosters)
-        {
-            long itemsOk = 0, itemsFailed = 0;
-            var failures = new System.Collections.Concurrent.ConcurrentDictionary<string, long>();
-            var prov = await LoginPool.LoginAllAsync(o, server, keep: false, online: async (c, r) =>
-            {
-                int answered = 0;
-                var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                c.OnIqResponse = (_, iq) =>
-                {
-                    if (iq.GetAttribute("type") == "result") Interlocked.Increment(ref itemsOk);
-                    else
-                    {
-                        Interlocked.Increment(ref itemsFailed);
-                        failures.AddOrUpdate(XmppClient.ErrorCondition(iq), 1, (_, v) => v + 1);
-                    }
-                    if (Interlocked.Increment(ref answered) == contacts) done.TrySetResult();
-                };
-                var loop = c.ReceiveLoopAsync(ct);
-                var sb = new StringBuilder();
-                for (int j = 1; j <= contacts; j++)
-                {
-                    int peer = o.First + (c.Index + j) % o.Users;
-                    string jid = XmppClient.Escape(o.UserName(peer) + "@" + o.Domain);
-                    sb.Append("<iq type='set' id='r").Append(j).Append("'><query xmlns='jabber:iq:roster'><item jid='")
-                        .Append(jid).Append("'/></query></iq>");
-                }
-                await c.SendAsync(Encoding.UTF8.GetBytes(sb.ToString()), ct);
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                timeout.CancelAfter(TimeSpan.FromSeconds(o.Timeout));
-                await done.Task.WaitAsync(timeout.Token);
-                await c.CloseAsync();
-                await loop;
-            }, ct);
-            var pline = Header("fanout-provision", o).Set("contacts", contacts);
-            prov.AddTo(pline);
-            pline.Set("roster_items_ok", itemsOk).Set("roster_items_failed", itemsFailed)
-                .Set("roster_failures", new Dictionary<string, long>(failures))
-                .Set("note", "roster set from the client only: subscription='none', so a server that follows RFC 6121 broadcasts no presence to these contacts");
-            reporter.Emit(pline);
-            if (prov.Succeeded == 0) return SetupFailed(prov);
-        }
-
-        long presences = 0, fromOthers = 0;
-        var start = Stopwatch.StartNew();
-        var run = await LoginPool.LoginAllAsync(o, server, keep: true, online: async (c, r) =>
-        {
-            c.OnPresence = (self, p) =>
-            {
-                Interlocked.Increment(ref presences);
-                string? from = p.GetAttribute("from");
-                if (from is null || !from.StartsWith(self.BareJid, StringComparison.Ordinal)) Interlocked.Increment(ref fromOthers);
-            };
-            var loop = c.ReceiveLoopAsync(ct);
-            lock (r.ReceiveLoops) r.ReceiveLoops.Add(loop);
-            await c.SendInitialPresenceAsync(ct);
-        }, ct);
-        if (run.Succeeded == 0) return SetupFailed(run);
-        try
-        {
-            await Task.Delay(TimeSpan.FromSeconds(o.Window), ct);
-        }
-        catch (OperationCanceledException)
-        {
-        }
-        double elapsed = start.Elapsed.TotalSeconds;
-        long total = Interlocked.Read(ref presences);
-        long others = Interlocked.Read(ref fromOthers);
-
-        var line = Header("fanout", o).Set("contacts", contacts).Set("window_s", o.Window).Set("rosters_provisioned", o.ProvisionRosters);
-        run.AddTo(line);
-        line.Set("presences_received", total)
-            .Set("presences_from_others", others)
-            .Set("presences_per_s", total / elapsed)
-            .Set("presences_per_user", (double)total / run.Succeeded)
-            .Set("note", others == 0
-                ? "only self-presence echoes were received: the rosters carry no presence subscriptions (subscription='none')"
-                : "presences_from_others counts broadcasts from contacts");
-        reporter.Emit(line);
-        await LoginPool.CloseAllAsync(run);
-        return ExitCodes.Ok;
-    }
 }
