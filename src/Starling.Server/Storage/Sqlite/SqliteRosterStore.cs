@@ -57,7 +57,6 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
     public Task<string?> SetItemAsync(string host, string user, RosterItem item, int maxItems = int.MaxValue, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(item);
-        string groups = JsonSerializer.Serialize(item.Groups?.ToArray() ?? [], RosterJson.Default.StringArray);
         return storage.WriteAsync<string?>(host, user, (connection, transaction) =>
         {
             // The quota is checked in the write transaction, so two resources adding at once cannot both take the last place.
@@ -66,25 +65,7 @@ internal sealed class SqliteRosterStore(SqliteStorage storage) : IRosterStore
                 return null;
             }
 
-            using (var upsert = SqliteStorage.Command(connection, transaction, """
-                INSERT INTO roster_items (host, username, jid, name, subscription, ask, groups_json, approved)
-                VALUES ($host, $user, $jid, $name, $subscription, $ask, $groups, $approved)
-                ON CONFLICT (host, username, jid) DO UPDATE SET
-                    name = excluded.name, subscription = excluded.subscription,
-                    ask = excluded.ask, groups_json = excluded.groups_json, approved = excluded.approved
-                """))
-            {
-                upsert.Parameters.AddWithValue("$host", host);
-                upsert.Parameters.AddWithValue("$user", user);
-                upsert.Parameters.AddWithValue("$jid", item.Jid);
-                upsert.Parameters.AddWithValue("$name", (object?)item.Name ?? DBNull.Value);
-                upsert.Parameters.AddWithValue("$subscription", item.Subscription);
-                upsert.Parameters.AddWithValue("$ask", item.AskSubscribe ? 1 : 0);
-                upsert.Parameters.AddWithValue("$groups", groups);
-                upsert.Parameters.AddWithValue("$approved", item.Approved ? 1 : 0);
-                upsert.ExecuteNonQuery();
-            }
-
+            Upsert(connection, transaction, host, user, item);
             return Bump(connection, transaction, host, user);
         }, cancellationToken);
     }
