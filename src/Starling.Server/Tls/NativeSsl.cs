@@ -171,18 +171,38 @@ internal static partial class NativeSsl
     /// connection made from the same certificate context): <paramref name="tls12"/> is an OpenSSL cipher list for TLS 1.2,
     /// <paramref name="tls13"/> the TLS 1.3 ciphersuites. True if both were applied.
     /// </summary>
+    /// <remarks>
+    /// An SSL_CTX is restricted once. The runtime caches them by certificate, so a second certificate context for the same
+    /// certificate (a reload of an unchanged file; in tests, servers sharing one certificate) gets the SSL_CTX that live
+    /// handshakes are using, and SSL_CTX_set_cipher_list is not safe while other threads create connections from it (the
+    /// test host crashed in OpenSSL's sort of the list). Contexts already restricted are remembered and left alone.
+    /// </remarks>
     public static bool RestrictContextCiphers(SslStream stream, string tls12, string tls13, out IntPtr context)
     {
         IntPtr ctx = IntPtr.Zero;
         bool ok = TryWithSsl(stream, (tls12, tls13), (ssl, s) =>
         {
             ctx = SSL_get_SSL_CTX(ssl);
-            return ctx != IntPtr.Zero
-                && SSL_CTX_set_cipher_list(ctx, s.tls12) == 1
-                && SSL_CTX_set_ciphersuites(ctx, s.tls13) == 1;
+            if (ctx == IntPtr.Zero) return false;
+            lock (RestrictedContexts)
+            {
+                if (RestrictedContexts.Contains(ctx)) return true;
+                if (SSL_CTX_set_cipher_list(ctx, s.tls12) != 1 || SSL_CTX_set_ciphersuites(ctx, s.tls13) != 1) return false;
+                RestrictedContexts.Add(ctx);
+                return true;
+            }
         });
         context = ok ? ctx : IntPtr.Zero;
         return ok;
+    }
+
+    // Addresses only, never dereferenced; a handful per process (one per certificate).
+    private static readonly HashSet<IntPtr> RestrictedContexts = [];
+
+    /// <summary>Whether the cipher lists were set on <paramref name="context"/> (for tests).</summary>
+    internal static bool WasRestricted(IntPtr context)
+    {
+        lock (RestrictedContexts) return RestrictedContexts.Contains(context);
     }
 
     /// <summary>The SSL_CTX the connection was made from (compared by address only, never dereferenced), or zero.</summary>

@@ -70,6 +70,19 @@ internal static class TlsPolicy
             why = "native OpenSSL access is not available on this runtime";
             return false;
         }
+        // One at a time in the process: the SSL_CTX the first handshake creates is restricted before another start or
+        // reload can pick it up from the runtime's cache (see NativeSsl.RestrictContextCiphers).
+        lock (RestrictLock)
+        {
+            return TryRestrictLocked(context, out why);
+        }
+    }
+
+    private static readonly Lock RestrictLock = new();
+
+    private static bool TryRestrictLocked(SslStreamCertificateContext context, out string? why)
+    {
+        why = null;
         try
         {
             IntPtr restricted = IntPtr.Zero;

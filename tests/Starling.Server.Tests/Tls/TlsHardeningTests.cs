@@ -149,6 +149,28 @@ public sealed partial class TlsHardeningTests
         Assert.Equal(contexts[0], contexts[1]);
     }
 
+    [Fact]
+    public async Task A_second_server_with_the_same_certificate_gets_the_restricted_ssl_ctx_without_setting_it_again()
+    {
+        // The runtime caches SSL_CTX by certificate: a second certificate context for the same certificate (a reload of an
+        // unchanged file; here two test servers sharing one) gets the context live handshakes use. Setting its cipher
+        // lists again while they run crashed the test host inside OpenSSL; it is restricted once and left alone.
+        await using var first = await TestServer.StartAsync("--Hosts:0:RequireEncryption=true");
+        var client = await first.ConnectAsync();
+        await client.OpenStreamAsync();
+        await client.StartTlsAsync();
+        var shared = NativeSsl.GetContext(first.Server.Connections.Snapshot().First(s => s.IsSecure).Tls!);
+        Assert.True(NativeSsl.WasRestricted(shared));
+
+        await using var second = await TestServer.StartAsync("--Hosts:0:RequireEncryption=true");
+        Assert.Null(second.Server.Certificates.Get("localhost")!.CipherPolicy); // restricted natively, no per-connection policy
+        var other = await second.ConnectAsync();
+        await other.OpenStreamAsync();
+        await other.StartTlsAsync();
+        Assert.Equal(shared, NativeSsl.GetContext(second.Server.Connections.Snapshot().First(s => s.IsSecure).Tls!));
+        await AssertNormalClientsLoginAndChatAsync(first);
+    }
+
     [Theory]
     [InlineData("-tls1_2", "ECDHE-RSA-AES256-GCM-SHA384")]
     [InlineData("-tls1_2", "ECDHE-RSA-CHACHA20-POLY1305")]
