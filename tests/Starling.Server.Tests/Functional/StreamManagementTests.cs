@@ -167,6 +167,43 @@ public sealed class StreamManagementTests
     }
 
     [Fact]
+    public async Task Two_stream_management_clients_writing_to_each_other_and_acking_at_once_get_every_answer()
+    {
+        // Each side's ack settles the other side's round while the other side may be acking ours: the references are given
+        // back outside the queues' locks (inside, the two acks could wait for each other's lock).
+        await using var server = await TestServer.StartWithAliceAndBobAsync();
+        var alice = await LoginSmAsync(server, "alice", "a");
+        var bob = await LoginSmAsync(server, "bob", "b");
+        const int Count = 100;
+
+        async Task TalkAsync(SmClient me, string to, string tag)
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                await SendChatAsync(me.Client, to, tag + i);
+                await me.Client.SendAsync("<r xmlns='urn:xmpp:sm:3'/>");
+            }
+        }
+
+        async Task AckAsync(SmClient me, string fromTag)
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                await me.Client.ExpectAsync(e => TestServer.IsMessage(e, fromTag + i), $"message {fromTag}{i}");
+                await me.Client.SendAckAsync(me.H);
+            }
+        }
+
+        // Both directions at once: each client sends while it reads and acks what the other sends.
+        await Task.WhenAll(TalkAsync(alice, "bob@localhost/b", "from-alice-"), AckAsync(bob, "from-alice-"),
+            TalkAsync(bob, "alice@localhost/a", "from-bob-"), AckAsync(alice, "from-bob-"));
+        // Every round answered, the last with everything each sent (initial presence and the messages).
+        string last = (Count + 1).ToString(CultureInfo.InvariantCulture);
+        await alice.Client.ExpectAsync(e => e.Name == "a" && e.Namespace == Sm && e.GetAttribute("h") == last, "alice's last answer");
+        await bob.Client.ExpectAsync(e => e.Name == "a" && e.Namespace == Sm && e.GetAttribute("h") == last, "bob's last answer");
+    }
+
+    [Fact]
     public async Task A_message_to_a_client_without_stream_management_is_acknowledged_to_its_sender_at_once()
     {
         await using var server = await TestServer.StartWithAliceAndBobAsync();

@@ -257,7 +257,8 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
     }
 
     /// <summary>One acknowledgement round of what the client sent: a reference count, the 'h' it answers, the next round.</summary>
-    private sealed class Round(StreamManagementState owner) : IInboundSettlement
+    /// <remarks>Also a receipt, so that acknowledged entries give their reference back with the other receipts, after our lock.</remarks>
+    private sealed class Round(StreamManagementState owner) : IInboundSettlement, IDeliveryReceipt
     {
         private int _references = 1; // the round's own, dropped when the client's <r/> closes it
         private int _settled;
@@ -273,6 +274,10 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
         {
             if (Interlocked.Decrement(ref _references) == 0) Settle();
         }
+
+        void IDeliveryReceipt.Acknowledged() => Release();
+
+        void IDeliveryReceipt.Unacknowledged() => Release();
 
         /// <summary>Safe (or waited for long enough): answered in order. Once.</summary>
         public void Settle()
@@ -323,8 +328,9 @@ internal sealed class StreamManagementState : ISessionResumption, IStanzaAcknowl
         {
             var entry = Pop();
             if (entry.Receipt is { } receipt) (acknowledged ??= []).Add(receipt);
-            // Released under the lock: a round's answer only queues an <a/> on its sender's transport (no lock of ours).
-            entry.Origin?.Release();
+            // Released after the lock (Complete): settling a round takes its sender's lock, and that sender may at this
+            // moment be trimming an entry of ours under its own.
+            if (entry.Origin is IDeliveryReceipt origin) (acknowledged ??= []).Add(origin);
         }
         _acked = h;
         if (_count == 0 && _drained is { } drained)
