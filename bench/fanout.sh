@@ -20,20 +20,8 @@ USERS=${USERS:-500}; CONTACTS=${CONTACTS:-20}; REPEATS=${REPEATS:-3}; WINDOW=${W
 CONCURRENCY=${CONCURRENCY:-50}; SUB_TIMEOUT=${SUB_TIMEOUT:-420}; PORT=${PORT:-15900}
 export STARLING_BUILD=${STARLING_BUILD:-native}
 DOMAIN=fanout.local
-RESULTS=${RESULTS:-$REPO/bench/results/fanout-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$RESULTS"; RESULTS=$(cd "$RESULTS" && pwd)
-WORK=$(mktemp -d /tmp/starling-fanout.XXXXXX)
-LOADGEN=$REPO/bench/Starling.Load/bin/Release/net10.0/starling-load.dll
-T0=$SECONDS
-log() { printf '[fanout %5ds] %s\n' "$(( SECONDS - T0 ))" "$*" >&2; }
-die() { echo "fanout.sh: $*" >&2; exit 1; }
-CURRENT=""
-cleanup() {
-    [ -n "$CURRENT" ] && "$HERE/servers/$CURRENT.sh" stop "$WORK/$CURRENT" >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+. "$HERE/run_lib.sh"
+bench_init fanout
 
 {
     echo "date_utc: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -43,28 +31,13 @@ ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
     echo "loadavg_before: $(cat /proc/loadavg)"
 } > "$RESULTS/facts.txt"
 
-if [ "${NO_BUILD:-0}" != 1 ]; then
-    log "building the load generator"
-    timeout 600 dotnet build -c Release "$REPO/bench/Starling.Load" --nologo -v quiet >"$WORK/loadgen-build.log" 2>&1 \
-        || { tail -20 "$WORK/loadgen-build.log" >&2; die "load generator build failed"; }
-fi
-[ -f "$LOADGEN" ] || die "no load generator at $LOADGEN"
+build_loadgen
 
 L=(dotnet "$LOADGEN" fanout --port "$PORT" --domain "$DOMAIN" --users "$USERS" --contacts "$CONTACTS"
    --concurrency "$CONCURRENCY")
 for s in $SERVERS; do
-    [ -x "$HERE/servers/$s.sh" ] || die "unknown server '$s' (starling, ejabberd, prosody)"
-    dir=$WORK/$s; mkdir -p "$dir"
-    if [ "$s" = starling ]; then
-        if [ -n "${STARLING_BIN:-}" ]; then cp -r "$STARLING_BIN" "$dir/bin" || die "cannot copy $STARLING_BIN"
-        else "$HERE/servers/starling.sh" build "$dir" >&2 || die "Starling build failed"; fi
-        "$HERE/servers/starling.sh" provision "$dir" "$DOMAIN" "$USERS" >&2 || die "provisioning failed"
-        "$HERE/servers/starling.sh" start "$dir" "$PORT" "$DOMAIN" >&2 || die "Starling did not start"
-    else
-        "$HERE/servers/$s.sh" start "$dir" "$PORT" "$DOMAIN" >&2 || die "$s did not start"
-        "$HERE/servers/$s.sh" provision "$dir" "$DOMAIN" "$USERS" >&2 || die "$s provisioning failed"
-    fi
-    CURRENT=$s
+    dir=$WORK/$s
+    start_server "$s" "$dir" "$USERS"
     log "$s: approving $CONTACTS contacts per user for $USERS users (subscribe phase)"
     timeout $(( SUB_TIMEOUT + 300 )) "${L[@]}" --subscribe --provision-only --timeout "$SUB_TIMEOUT" --label "$s-subscribe" \
         --json "$RESULTS/$s.jsonl" 2> "$RESULTS/$s-subscribe-loadgen.log" \

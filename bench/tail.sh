@@ -17,38 +17,13 @@ RATE=${RATE:-1000}; USERS=${USERS:-1000}; BURST=${BURST:-3500}; BURST_EVERY=${BU
 DURATION=${DURATION:-170}; SAMPLE=${SAMPLE:-2}; CONCURRENCY=${CONCURRENCY:-50}; PORT=${PORT:-15800}
 export STARLING_BUILD=${STARLING_BUILD:-native}
 DOMAIN=tail.local
-RESULTS=${RESULTS:-$REPO/bench/results/tail-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$RESULTS"; RESULTS=$(cd "$RESULTS" && pwd)
-WORK=$(mktemp -d /tmp/starling-tail.XXXXXX)
-LOADGEN=$REPO/bench/Starling.Load/bin/Release/net10.0/starling-load.dll
-T0=$SECONDS
-log() { printf '[tail %5ds] %s\n' "$(( SECONDS - T0 ))" "$*" >&2; }
-die() { echo "tail.sh: $*" >&2; exit 1; }
-CURRENT=""
-cleanup() {
-    [ -n "$CURRENT" ] && "$HERE/servers/$CURRENT.sh" stop "$WORK/$CURRENT" >/dev/null 2>&1
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-ulimit -Sn "$(ulimit -Hn)" 2>/dev/null || true
+. "$HERE/run_lib.sh"
+bench_init tail
 
-log "building the load generator"
-timeout 600 dotnet build -c Release "$REPO/bench/Starling.Load" --nologo -v quiet >"$WORK/loadgen-build.log" 2>&1 \
-    || { tail -20 "$WORK/loadgen-build.log" >&2; die "load generator build failed"; }
+build_loadgen
 for s in $SERVERS; do
-    [ -x "$HERE/servers/$s.sh" ] || die "unknown server '$s' (starling, ejabberd, prosody)"
-    dir=$WORK/$s; mkdir -p "$dir"
-    total=$(( USERS + BURST ))
-    if [ "$s" = starling ]; then
-        if [ -n "${STARLING_BIN:-}" ]; then cp -r "$STARLING_BIN" "$dir/bin" || die "cannot copy $STARLING_BIN"
-        else "$HERE/servers/starling.sh" build "$dir" >&2 || die "Starling build failed"; fi
-        "$HERE/servers/starling.sh" provision "$dir" "$DOMAIN" "$total" >&2 || die "provisioning failed"
-        "$HERE/servers/starling.sh" start "$dir" "$PORT" "$DOMAIN" >&2 || die "Starling did not start"
-    else
-        "$HERE/servers/$s.sh" start "$dir" "$PORT" "$DOMAIN" >&2 || die "$s did not start"
-        "$HERE/servers/$s.sh" provision "$dir" "$DOMAIN" "$total" >&2 || die "$s provisioning failed"
-    fi
-    CURRENT=$s
+    dir=$WORK/$s
+    start_server "$s" "$dir" $(( USERS + BURST ))
     pids=$("$HERE/servers/$s.sh" pids "$dir" | sed 's/^/--server-pid /' | tr '\n' ' ')
     log "$s: $RATE msgs/s over $USERS users, a burst of $BURST logins every ${BURST_EVERY}s, ${DURATION}s"
     poller=""

@@ -8,46 +8,12 @@
 set -uo pipefail
 port=$1 u1=$2 p1=$3 u2=$4 p2=$5 domain=${6:-localhost}
 j1="$u1@$domain" j2="$u2@$domain"
-work=$(mktemp -d)
-sock="$work/tmux.sock"
-tm() { tmux -S "$sock" "$@"; }
-cleanup() { tm kill-server >/dev/null 2>&1 || true; rm -rf "$work"; }
-trap cleanup EXIT
-fail=0
-tag="r$RANDOM$RANDOM"  # makes every status and text unique to this run
-say() { echo "$*"; }
 budget=$((SECONDS + 110))
-
-# Wait until a pane shows a fixed string (bounded by the step's limit and by the run's budget).
-wait_for() { # session text seconds
-  local deadline=$((SECONDS + $3))
-  [ $deadline -gt $budget ] && deadline=$budget
-  while [ $SECONDS -lt $deadline ]; do
-    if tm capture-pane -p -t "$1" -S -300 | grep -qF -- "$2"; then return 0; fi
-    sleep 0.3
-  done
-  return 1
-}
+. "$(dirname "$0")/profanity_lib.sh"
 
 check() { # name session text seconds
   if wait_for "$2" "$3" "$4"; then say "PASS $1"; else
     say "FAIL $1: '$3' not shown in $2"; tm capture-pane -p -t "$2" | grep -v '^\s*$' | tail -6; fail=1; return 1; fi
-}
-
-start_client() { # session home user pass
-  mkdir -p "$2"
-  local attempt
-  for attempt in 1 2 3; do
-    tm new-session -d -s "$1" -x 200 -y 50 "HOME=$2 TERM=xterm profanity; echo PROFANITY-EXITED \$?; sleep 30"
-    if wait_for "$1" "Profanity" 15; then break; fi
-    tm kill-session -t "$1" 2>/dev/null || true
-    [ "$attempt" = 3 ] && { say "FAIL $1: profanity did not start"; return 1; }
-  done
-  sleep 0.5
-  tm send-keys -t "$1" "/connect $3@$domain server 127.0.0.1 port $port tls trust" Enter
-  wait_for "$1" "password" 10 || wait_for "$1" "Enter password" 5
-  tm send-keys -t "$1" "$4" Enter
-  check "$1: $3@$domain logged in" "$1" "logged in successfully" 20
 }
 
 start_client a "$work/a" "$u1" "$p1" || fail=1
